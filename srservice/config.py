@@ -1,0 +1,200 @@
+"""One validated settings object, built once at start-up from ``SRSERVICE_*`` variables.
+
+Nothing in the project reads the environment at import time: :func:`load_settings` is called
+by the CLI (and by tests) and the resulting :class:`Settings` is passed down explicitly.
+Command-line flags override the environment by passing keyword arguments.
+
+Every setting is documented here; ``srservice --help`` and ``docs/configuration.md`` list them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+from srservice.errors import ConfigError
+
+_AE_RE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 Table 6.2-1: AE, no backslash
+
+
+def _check_ae(value: str, what: str) -> str:
+    value = value.strip()
+    if not value or not _AE_RE.match(value):
+        raise ValueError(f"{what} {value!r} is not a DICOM AE title (1-16 printable characters)")
+    return value
+
+
+class Destination(BaseModel):
+    """A DICOM destination (PACS) the reports are C-STOREd to.
+
+    Written ``AE@host:port`` in settings; append ``+tls`` for DICOM TLS (PS3.15 Annex B.1).
+    """
+
+    ae_title: str
+    host: str
+    port: int = Field(ge=1, le=65535)
+    tls: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Destination:
+        """Parse ``AE@host:port[+tls]``."""
+        m = re.fullmatch(r"\s*([^@]+)@([^:@\s]+|\[[0-9a-fA-F:]+\]):(\d+)(\+tls)?\s*", text)
+        if not m:
+            raise ValueError(f"destination {text!r} is not of the form AE@host:port[+tls]")
+        ae = _check_ae(m.group(1), "destination AE title")
+        return cls(ae_title=ae, host=m.group(2).strip("[]"), port=int(m.group(3)),
+                   tls=bool(m.group(4)))
+
+    def __str__(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}{'+tls' if self.tls else ''}"
+
+
+class CallingPeer(BaseModel):
+    """An allowed calling AE title, optionally bound to a host address (``AE`` or ``AE@host``)."""
+
+    ae_title: str
+    host: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> CallingPeer:
+        """Parse ``AE`` or ``AE@host``."""
+        ae, _, host = text.strip().partition("@")
+        return cls(ae_title=_check_ae(ae, "calling AE title"), host=host or None)
+
+    def allows(self, ae_title: str, host: str) -> bool:
+        """Return True when an association from ``ae_title`` at ``host`` matches this entry."""
+        return ae_title.strip() == self.ae_title and (self.host is None or self.host == host)
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip()
+        if value.startswith("["):
+            import json
+
+            return json.loads(value)
+        return [part for part in re.split(r"[,\s]+", value) if part]
+    return value
+
+
+class Settings(BaseSettings):
+    """All settings of the service. Environment variable = ``SRSERVICE_`` + upper-case name."""
+
+    model_config = SettingsConfigDict(env_prefix="SRSERVICE_", extra="forbid",
+                                      validate_default=True)
+
+    # --- where things live -------------------------------------------------------------
+    data_dir: Path = Field(Path("srservice-data"),
+                           description="Root for spool, outbox, SQLite job store and broker files.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL of the job store; "
+                                     "default: SQLite file in data_dir.")
+    broker_url: str | None = Field(None, description="Celery broker URL (redis://...); default: "
+                                   "Celery's filesystem transport in data_dir.")
+
+    # --- DICOM listener ---------------------------------------------------------------
+    ae_title: str = Field("SRSERVICE", description="Our AE title (called AE checked on association).")
+    host: str = Field("0.0.0.0", description="Address the listener binds to.")
+    port: int = Field(11112, ge=0, le=65535, description="DICOM port (0: any free port).")
+    require_called_ae: bool = Field(True, description="Reject associations whose called AE "
+                                    "title is not ae_title.")
+    allowed_calling_aes: Annotated[list[CallingPeer], NoDecode] = Field(
+        default_factory=list, description="Allowed calling AEs, 'AE' or 'AE@host', comma "
+        "separated; empty allows any.")
+    non_ivus_policy: Literal["discard", "reject", "store"] = Field(
+        "discard", description="Other storage SOP classes: accept and discard, reject, or store.")
+    max_associations: int = Field(10, ge=1, le=1000)
+    acse_timeout: float = Field(30.0, gt=0)
+    dimse_timeout: float = Field(60.0, gt=0)
+    network_timeout: float = Field(60.0, gt=0)
+    max_pdu: int = Field(0, ge=0, description="Maximum PDU length we receive (0 = unlimited).")
+    min_free_disk_mb: int = Field(500, ge=0, description="Below this free space on the spool "
+                                  "volume C-STORE answers 0xA700.")
+    tls_certificate: Path | None = Field(None, description="PEM server certificate: enables TLS.")
+    tls_private_key: Path | None = None
+    tls_ca_certificates: Path | None = Field(None, description="PEM CA bundle: when set, client "
+                                             "certificates are required and verified.")
+
+    # --- analysis ---------------------------------------------------------------------
+    default_pixel_spacing_mm: float | None = Field(None, gt=0, description="Site default when "
+                                                   "the file carries no pixel spacing.")
+    default_frame_spacing_mm: float | None = Field(None, gt=0, description="Site default when "
+                                                   "the file carries no pullback rate.")
+    single_frame_quiet_seconds: float = Field(30.0, ge=0, description="Quiet period before a "
+                                              "single-frame IVUS series is analysed.")
+
+    # --- workers and delivery ---------------------------------------------------------
+    worker_concurrency: int = Field(2, ge=1, le=64)
+    embedded_worker: bool = Field(True, description="serve also starts worker processes.")
+    task_time_limit: float = Field(900.0, gt=0, description="Hard time limit of one task (s).")
+    job_stuck_seconds: float = Field(1800.0, gt=0, description="Sweeper re-enqueues jobs not "
+                                     "progressing for this long.")
+    destinations: Annotated[list[Destination], NoDecode] = Field(
+        default_factory=list, description="PACS destinations AE@host:port[+tls], comma "
+        "separated; empty: write outputs to the outbox folder.")
+    delivery_backoff_seconds: float = Field(10.0, gt=0, description="First retry delay; doubles.")
+    delivery_backoff_max_seconds: float = Field(600.0, gt=0)
+    delivery_deadline_seconds: float = Field(86400.0, gt=0, description="After this the delivery "
+                                             "is dead and visible in 'srservice jobs'.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("ae_title")
+    @classmethod
+    def _ae(cls, v: str) -> str:
+        return _check_ae(v, "ae_title")
+
+    @field_validator("allowed_calling_aes", mode="before")
+    @classmethod
+    def _peers(cls, v: Any) -> Any:
+        v = _split_list(v)
+        return [CallingPeer.parse(x) if isinstance(x, str) else x for x in v]
+
+    @field_validator("destinations", mode="before")
+    @classmethod
+    def _dests(cls, v: Any) -> Any:
+        v = _split_list(v)
+        return [Destination.parse(x) if isinstance(x, str) else x for x in v]
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_certificate is None) != (self.tls_private_key is None):
+            raise ValueError("tls_certificate and tls_private_key must be set together")
+        return self
+
+    # --- derived paths ----------------------------------------------------------------
+    @property
+    def spool_dir(self) -> Path:
+        """Received instances, one file per SOP Instance UID."""
+        return self.data_dir / "spool"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Reports when no destination is configured."""
+        return self.data_dir / "outbox"
+
+    @property
+    def effective_database_url(self) -> str:
+        """The job store URL (SQLite in data_dir by default)."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'jobs.sqlite3').resolve()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from ``SRSERVICE_*`` variables and keyword overrides.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the offending variable, e.g.
+        ``SRSERVICE_PORT: Input should be less than or equal to 65535``.
+    """
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = "_".join(str(p) for p in err["loc"] if not isinstance(p, int)) or "settings"
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"SRSERVICE_{loc.upper()}: {msg}") from None

@@ -1,0 +1,130 @@
+"""One exception base for the whole service, and the one place that maps it to outcomes.
+
+Every failure the service can explain is a :class:`SrServiceError`. Each subclass names the
+outcome it leads to: a DIMSE status for the sender (PS3.4 Annex B.2.3, C-STORE statuses), a
+retry of the Celery task, or a failed job with a readable reason for the operator.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Outcome(enum.Enum):
+    """What the service does with a failure."""
+
+    RETRY = "retry"
+    """Transient: try again later (network, broker, database, PACS)."""
+    FAIL = "fail"
+    """Permanent for this input: mark the job failed with the reason."""
+
+
+class SrServiceError(Exception):
+    """Base of every error the service raises on purpose.
+
+    Attributes
+    ----------
+    dimse_status : int
+        C-STORE status returned to a sender when this error happens while storing
+        (PS3.4 Table B.2-1). 0xC000-0xCFFF "Cannot understand", 0xA700 "Out of resources".
+    outcome : Outcome
+        What a worker does with a job that raised it.
+    """
+
+    dimse_status: int = 0xC000
+    outcome: Outcome = Outcome.FAIL
+
+
+class ConfigError(SrServiceError):
+    """A setting is missing or invalid; the message names the ``SRSERVICE_*`` variable."""
+
+
+class InvalidDicomError(SrServiceError):
+    """The dataset cannot be decoded or lacks what the operation needs (status 0xC210)."""
+
+    dimse_status = 0xC210
+
+
+class InvalidUIDError(InvalidDicomError):
+    """A UID is not a valid DICOM UID (PS3.5 Section 9.1); it never touches a path."""
+
+    dimse_status = 0xC211
+
+
+class UnsupportedObjectError(SrServiceError):
+    """The SOP Class is not one the service accepts (PS3.4 status 0x0122, refused SOP class)."""
+
+    dimse_status = 0x0122
+
+
+class OutOfResourcesError(SrServiceError):
+    """Disk full or below the free-space watermark (status 0xA700)."""
+
+    dimse_status = 0xA700
+    outcome = Outcome.RETRY
+
+
+class NotAssessableError(SrServiceError):
+    """The pullback cannot be analysed at all (no frames, not greyscale-convertible, ...)."""
+
+
+class TransientError(SrServiceError):
+    """A dependency is temporarily unavailable (database, broker); try again later."""
+
+    dimse_status = 0xA700
+    outcome = Outcome.RETRY
+
+
+class DeliveryError(TransientError):
+    """A destination refused or could not be reached; retried with backoff until the deadline."""
+
+
+def dimse_status_for(exc: BaseException) -> int:
+    """Return the C-STORE status for an exception raised while storing.
+
+    Parameters
+    ----------
+    exc : BaseException
+        Whatever the store handler caught.
+
+    Returns
+    -------
+    int
+        The error's own status for a :class:`SrServiceError`; 0xA700 for ``OSError`` (disk,
+        PS3.4 B.2.3 "Refused: Out of Resources"); 0xC210 for anything else, since the
+        dataset could not be processed.
+    """
+    if isinstance(exc, SrServiceError):
+        return exc.dimse_status
+    if isinstance(exc, OSError):
+        return 0xA700
+    return 0xC210
+
+
+def outcome_for(exc: BaseException) -> Outcome:
+    """Return what a worker does with a job that raised ``exc``.
+
+    Parameters
+    ----------
+    exc : BaseException
+        The exception raised by a task body.
+
+    Returns
+    -------
+    Outcome
+        The error's own outcome for a :class:`SrServiceError`; RETRY for connection and
+        time-out errors from libraries; FAIL for anything else (a bug or bad input must
+        show up as a failed job with its reason, not loop forever).
+    """
+    if isinstance(exc, SrServiceError):
+        return exc.outcome
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return Outcome.RETRY
+    return Outcome.FAIL
+
+
+def reason_for(exc: BaseException) -> str:
+    """Return a one-line, operator-readable reason for a failure (no traceback, no PHI)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
