@@ -9,13 +9,13 @@ Every setting is documented here; ``srservice --help`` and ``docs/configuration.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from srservice.errors import ConfigError
 
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
                                    "Celery's filesystem transport in data_dir.")
 
     # --- DICOM listener ---------------------------------------------------------------
-    ae_title: str = Field("SRSERVICE", description="Our AE title (called AE checked on association).")
+    ae_title: str = Field("SRSERVICE", description="Our AE title (checked as called AE).")
     host: str = Field("0.0.0.0", description="Address the listener binds to.")
     port: int = Field(11112, ge=0, le=65535, description="DICOM port (0: any free port).")
     require_called_ae: bool = Field(True, description="Reject associations whose called AE "
@@ -188,9 +188,14 @@ def load_settings(**overrides: Any) -> Settings:
     Raises
     ------
     ConfigError
-        One line naming the offending variable, e.g.
+        One line naming the offending variable (also for an unknown ``SRSERVICE_*`` variable,
+        which is almost always a typo), e.g.
         ``SRSERVICE_PORT: Input should be less than or equal to 65535``.
     """
+    known = {f"SRSERVICE_{name.upper()}" for name in Settings.model_fields}
+    unknown = sorted(k for k in os.environ if k.startswith("SRSERVICE_") and k not in known)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown setting (see docs/configuration.md)")
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests and tools need: DCMTK (storescu, dsrdump, dsr2html),
+# dicom3tools (dciodvfy), Orthanc (the test PACS) and poppler-utils (pdftoppm).
+# Idempotent: does nothing when everything is already there.
+set -euo pipefail
+need=()
+command -v storescu >/dev/null 2>&1 || need+=(dcmtk)
+command -v dciodvfy >/dev/null 2>&1 || need+=(dicom3tools)
+command -v Orthanc >/dev/null 2>&1 || [ -x /usr/sbin/Orthanc ] || need+=(orthanc)
+command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+echo "installing Debian packages: ${need[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian's orthanc package starts a system service on 4242/8042; the tests start their own.
+if command -v service >/dev/null 2>&1; then $SUDO service orthanc stop >/dev/null 2>&1 || true; fi
