@@ -1,0 +1,223 @@
+"""Per-frame detection in polar images: shadows, guidewire, lumen, EEM, calcium A-lines.
+
+All functions work on a batch of gain-normalised polar frames ``(n, ANGLE_BINS, R)`` about
+the catheter centre. Rules (IVUS consensus, Mintz et al. JACC 2001;37:1478; calcium-scores.md):
+
+- Calcium: a bright leading edge followed by an acoustic shadow (the rest of the ray dark
+  compared with tissue at the same depth); reverberations inside the shadow are tolerated
+  because the shadow test counts the fraction of dark samples, not their mean.
+- Guidewire: a bright reflector with a shadow whose leading edge lies inside the lumen
+  (closer to the catheter than the lumen border); it is not calcium, and the lumen/EEM behind
+  it are interpolated. Attenuated plaque: shadow without a bright leading edge: not calcium.
+- Lumen: first transition from blood to tissue along each ray (region cost), as a closed
+  minimum-cost path; the blood level is measured just outside the catheter.
+- EEM: rise from the dark media to the bright adventitia, beyond the lumen; hidden behind
+  shadows and side branches, interpolated from visible EEM on either side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from srservice.analysis.borders import (
+    decimate_angles,
+    dp_circular,
+    interpolate_hidden,
+    region_cost,
+    robust_fourier_fit,
+    upsample_path,
+)
+from srservice.analysis.geometry import circular_runs
+from srservice.analysis.params import AnalysisParameters
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+B = npt.NDArray[np.bool_]
+
+#: Angle bins per node of the border search (borders are smooth; 2 degrees per node).
+DP_ANGLE_STEP = 2
+
+
+@dataclass(frozen=True)
+class Levels:
+    """Pullback-level grey levels (after gain normalisation)."""
+
+    blood: float
+    plaque: float
+    bright: float
+    dark: float
+
+
+@dataclass(frozen=True)
+class Context:
+    """Per-pullback constants of the polar analysis."""
+
+    r0: int
+    step_mm: float
+    valid_end: npt.NDArray[np.intp]
+    levels: Levels
+    params: AnalysisParameters
+
+    def samples(self, mm: float) -> int:
+        """Number of radial samples in ``mm`` (at least 1)."""
+        return max(1, int(round(mm / self.step_mm)))
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """Polar detections of a batch of frames (radii in radial samples)."""
+
+    lumen: F64
+    eem: F64
+    eem_hidden: B
+    edge: F64
+    calcium: B
+    wire: B
+    shadow: B
+
+
+def smooth(polar: F32, size_a: int, size_r: int) -> F32:
+    """Box smoothing over angle (circular) and radius within each frame."""
+    out = ndimage.uniform_filter1d(polar, size_a, axis=1, mode="wrap")
+    ndimage.uniform_filter1d(out, size_r, axis=2, mode="nearest", output=out)
+    return out
+
+
+def estimate_levels(polar: F32, r0: int, step_mm: float, params: AnalysisParameters) -> Levels:
+    """Blood, plaque, bright and dark grey levels of the pullback from a sample of frames."""
+    s = smooth(polar, 5, 5)
+    n_blood = max(2, int(0.15 / step_mm))
+    g0 = r0 + max(1, int(0.05 / step_mm))
+    blood = float(np.median(s[:, :, g0 : g0 + n_blood]))
+    r_end = min(s.shape[2], r0 + int(2.5 / step_mm))
+    plaque = float(np.percentile(s[:, :, r0:r_end], 75))
+    plaque = max(plaque, blood + 10.0)
+    bright = min(params.calcium_bright_factor * plaque, 0.85 * float(np.percentile(s, 99.9)))
+    bright = max(bright, plaque + 30.0)
+    return Levels(blood=blood, plaque=plaque, bright=bright,
+                  dark=params.calcium_shadow_ratio * plaque)
+
+
+def find_shadows(s3: F32, ctx: Context) -> tuple[B, npt.NDArray[np.intp]]:
+    """Rays with a bright reflector followed by an acoustic shadow; first such reflector.
+
+    Returns ``(shadow, edge)`` with ``edge`` the radial index of the leading edge (0 where
+    there is no shadow).
+    """
+    n, n_a, n_r = s3.shape
+    p = ctx.params
+    gap = ctx.samples(p.calcium_shadow_gap_mm)
+    length = ctx.samples(p.calcium_shadow_len_mm)
+    bright = s3 >= ctx.levels.bright
+    dark = (s3 < ctx.levels.dark).astype(np.float32)
+    cs = np.zeros((n, n_a, n_r + 1), dtype=np.float32)
+    np.cumsum(dark, axis=2, out=cs[:, :, 1:])
+    idx = np.arange(n_r)
+    lo = np.minimum(idx + gap, n_r)
+    hi_nom = idx + gap + length
+    valid_end = ctx.valid_end[None, :, None]
+    hi = np.minimum(hi_nom[None, None, :], valid_end)
+    lo_b = np.broadcast_to(lo[None, None, :], hi.shape)
+    count = (hi - lo_b).astype(np.float32)
+    enough = count >= max(3, length // 2)
+    hi_c = np.clip(hi, 0, n_r)
+    lo_c = np.clip(lo_b, 0, n_r)
+    frac = (np.take_along_axis(cs, np.broadcast_to(hi_c, s3.shape), axis=2)
+            - np.take_along_axis(cs, np.broadcast_to(lo_c, s3.shape), axis=2))
+    frac /= np.maximum(count, 1.0)
+    cand = bright & enough & (frac >= 0.7)
+    cand[:, :, : ctx.r0 + 1] = False
+    has = cand.any(axis=2)
+    edge = np.argmax(cand, axis=2)
+    # Leading edge: walk back to where the intensity rises above half the bright level.
+    return has, np.where(has, edge, 0)
+
+
+def lumen_cost(s: F32, ctx: Context, ignore: B, stop: npt.NDArray[np.intp]) -> F32:
+    """Region cost of the lumen border; ``ignore`` rays carry no cost, ``stop`` truncates."""
+    lv = ctx.levels
+    t = 0.5 * (lv.blood + lv.plaque)
+    half = max(0.5 * (lv.plaque - lv.blood), 4.0)
+    q = np.clip((s - t) / half, -1.0, 1.0).astype(np.float32)
+    q[:, :, : ctx.r0] = 0.0
+    n_r = s.shape[2]
+    beyond = np.arange(n_r)[None, None, :] >= np.minimum(stop, ctx.valid_end[None, :])[:, :, None]
+    q[beyond] = 0.0
+    q[ignore] = 0.0
+    cost = region_cost(q, ctx.samples(0.25))
+    cost[:, :, : ctx.r0 + 1] = np.float32(1e6)
+    return cost
+
+
+def dp_border(cost: F32, max_jump_mm: float, ctx: Context) -> F64:
+    """Closed minimum-cost border (radial samples per angle bin), 2-degree nodes."""
+    c = decimate_angles(cost, DP_ANGLE_STEP)
+    jump = max(1, int(round(max_jump_mm * DP_ANGLE_STEP / ctx.step_mm)))
+    path = dp_circular(c, jump).astype(np.float64)
+    return upsample_path(path, DP_ANGLE_STEP, cost.shape[1])
+
+
+def classify_wire(shadow: B, edge: npt.NDArray[np.intp], lumen: F64, ctx: Context) -> B:
+    """Shadow runs whose reflector lies inside the lumen (guidewire), not calcium."""
+    tol = ctx.params.lumen_edge_tolerance_mm / ctx.step_mm
+    wire = np.zeros_like(shadow)
+    max_w = int(ctx.params.guidewire_max_gap_deg)
+    for i in range(shadow.shape[0]):
+        for start, length in circular_runs(shadow[i]):
+            if length > max_w:
+                continue
+            idx = (start + np.arange(length)) % shadow.shape[1]
+            # Compare with the lumen interpolated from outside the run.
+            left = lumen[i, (start - 3) % shadow.shape[1]]
+            right = lumen[i, (start + length + 2) % shadow.shape[1]]
+            ref = min(left, right, float(np.median(lumen[i, idx])))
+            if float(np.median(edge[i, idx])) < ref - tol:
+                wire[i, idx] = True
+    return wire
+
+
+def detect_chunk(polar: F32, ctx: Context) -> ChunkResult:
+    """Run the polar detections on a batch of frames (see module docstring)."""
+    p = ctx.params
+    n, n_a, n_r = polar.shape
+    s3 = smooth(polar, 3, 3)
+    s = smooth(polar, 5, 5)
+    shadow, edge = find_shadows(s3, ctx)
+    full = np.full((n, n_a), n_r, dtype=np.intp)
+    # Pass 1: lumen with every shadow ray ignored; then guidewire vs calcium.
+    l1 = dp_border(lumen_cost(s, ctx, shadow, full), p.lumen_smoothness_mm, ctx)
+    wire = classify_wire(shadow, edge, l1, ctx)
+    calc_rays = shadow & ~wire
+    # Pass 2: calcium rays count up to their leading edge; wire rays are ignored.
+    stop = np.where(calc_rays, edge, n_r)
+    lum = dp_border(lumen_cost(s, ctx, wire, stop), p.lumen_smoothness_mm, ctx)
+    # Side branches / wire: outward outliers replaced by a robust smooth fit.
+    fit = robust_fourier_fit(lum, ~(wire | calc_rays), order=4)
+    out_tol = 0.2 / ctx.step_mm
+    lum = np.where((lum > fit + out_tol) | wire, fit, lum)
+    lum = np.where(calc_rays, np.minimum(lum, edge.astype(np.float64)), lum)
+    # EEM: media -> adventitia rise beyond the lumen.
+    h = ctx.samples(0.05)
+    grad = np.zeros_like(s)
+    grad[:, :, h:-h] = s[:, :, 2 * h :] - s[:, :, : -2 * h]
+    rr = np.arange(n_r)[None, None, :]
+    lo = lum[:, :, None] + p.min_plaque_mm / ctx.step_mm
+    hi = np.minimum(lum[:, :, None] + p.max_wall_mm / ctx.step_mm,
+                    ctx.valid_end[None, :, None] - h - 1)
+    window = (rr >= lo) & (rr <= hi)
+    g = np.where(window, grad, 0.0).astype(np.float32)
+    gmax = g.max(axis=2)
+    hidden = shadow | (gmax < 0.3 * ctx.levels.plaque)
+    g[hidden] = 0.0
+    cost = -g / np.float32(ctx.levels.plaque)
+    cost[~window] = np.float32(5.0)
+    cost[hidden] = np.where(window[hidden], 0.0, 5.0).astype(np.float32)
+    eem = dp_border(cost, p.eem_smoothness_mm, ctx)
+    eem = interpolate_hidden(eem, hidden)
+    eem = np.maximum(eem, lum + p.min_plaque_mm / ctx.step_mm)
+    return ChunkResult(lumen=lum, eem=eem, eem_hidden=hidden, edge=edge.astype(np.float64),
+                       calcium=calc_rays, wire=wire, shadow=shadow)

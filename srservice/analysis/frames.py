@@ -1,0 +1,170 @@
+"""From polar detections to per-frame measurements about the lumen centroid.
+
+Conventions (calcium-scores.md): arcs are measured about the lumen centroid; the lumen area
+includes the catheter; the mean EEM diameter is the mean of the maximum and minimum diameters
+through the EEM centroid; superficial calcium has its leading edge in the inner half of the
+plaque + media thickness along its ray; guidewire-shadow gaps count as calcium when calcium
+lies on both sides of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from srservice.analysis import detect, geometry, volume
+from srservice.analysis.polar import PolarGrid
+from srservice.analysis.types import ANGLE_BINS, FrameMeasurement
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+B = npt.NDArray[np.bool_]
+
+
+def unassessable_frames(pol: F32, ctx: detect.Context) -> B:
+    """Blank, saturated and guide-catheter frames of a batch of polar frames.
+
+    Inside the guide catheter the transducer sees a thin bright ring concentric with itself
+    and no vessel behind it (no acoustic shadow either, which tells it from circumferential
+    calcium).
+    """
+    r0 = ctx.r0
+    beyond = pol[:, ::3, r0:]
+    mean = beyond.mean(axis=(1, 2))
+    blank = (mean < 3.0) | (beyond.std(axis=(1, 2)) < 1.0)
+    saturated = (beyond >= 250).mean(axis=(1, 2)) > 0.5
+    s3 = detect.smooth(pol, 3, 3)
+    hi = min(pol.shape[2], r0 + ctx.samples(1.3))
+    seg = s3[:, :, r0:hi]
+    pk = seg.argmax(axis=2)
+    bright = seg.max(axis=2) >= ctx.levels.bright
+    med = np.median(pk, axis=1)
+    ring = bright & (np.abs(pk - med[:, None]) <= ctx.samples(0.05))
+    shadow, _ = detect.find_shadows(s3, ctx)
+    guide = (ring.mean(axis=1) >= 0.8) & (shadow.mean(axis=1) < 0.5)
+    return np.asarray(blank | saturated | guide)
+
+
+class FrameBuilder:
+    """Collects chunk detections and turns them into :class:`FrameMeasurement` objects."""
+
+    def __init__(self, grid: PolarGrid, ctx: detect.Context, pixel_spacing_mm: float | None,
+                 frame_spacing_mm: float | None) -> None:
+        self.grid = grid
+        self.ctx = ctx
+        self.ps = pixel_spacing_mm
+        self.fs = frame_spacing_mm
+        self.parts: list[tuple[int, detect.ChunkResult]] = []
+
+    def add(self, start: int, res: detect.ChunkResult) -> None:
+        """Store the detections of frames ``start ...``."""
+        self.parts.append((start, res))
+
+    def _cat(self, name: str) -> npt.NDArray[np.generic]:
+        return np.concatenate([getattr(r, name) for _, r in self.parts], axis=0)
+
+    def finish(self, assess: B) -> list[FrameMeasurement]:
+        """Smooth along the pullback, measure and return one measurement per frame."""
+        p = self.ctx.params
+        step_px = self.grid.step_px
+        step_mm = self.ctx.step_mm
+        lum = np.asarray(self._cat("lumen"), dtype=np.float64)
+        eem = np.asarray(self._cat("eem"), dtype=np.float64)
+        hidden = np.asarray(self._cat("eem_hidden"), dtype=np.bool_)
+        edge = np.asarray(self._cat("edge"), dtype=np.float64)
+        calc = np.asarray(self._cat("calcium"), dtype=np.bool_)
+        wire = np.asarray(self._cat("wire"), dtype=np.bool_)
+        n = lum.shape[0]
+        half = volume.half_window(self.fs, p.volume_half_window)
+        if half > 0 and n >= 3:
+            lum = ndimage.median_filter(lum, size=(3, 1), mode="nearest")
+            eem = ndimage.median_filter(eem, size=(3, 1), mode="nearest")
+        # Superficial: leading edge in the inner half of lumen..EEM along the ray.
+        frac = (edge - lum) / np.maximum(eem - lum, 1.0)
+        sup_rays = calc & (frac < 0.5)
+        center = self.grid.center
+        lum_px = lum * step_px
+        centroids: list[tuple[float, float]] = []
+        cmask = np.zeros((n, ANGLE_BINS), dtype=np.bool_)
+        smask = np.zeros_like(cmask)
+        depth_rows: list[F64] = []
+        for i in range(n):
+            contour = geometry.contour_from_radii(lum_px[i], center)
+            c = geometry.polygon_centroid(contour)
+            centroids.append(c)
+            edge_px = np.where(calc[i], edge[i], lum[i]) * step_px
+            cm = geometry.rebin_mask(calc[i], edge_px, center, c)
+            sm = geometry.rebin_mask(sup_rays[i], edge_px, center, c)
+            allowed = geometry.rebin_mask(wire[i], lum_px[i], center, c)
+            allowed = ndimage.binary_dilation(allowed, iterations=3, border_value=0)
+            max_gap = int(p.guidewire_max_gap_deg)
+            cm = geometry.fill_circular_gaps(cm, max_gap, allowed)
+            sm = geometry.fill_circular_gaps(sm, max_gap, allowed) & cm
+            cmask[i], smask[i] = cm, sm
+            depth_rows.append(self._depth(calc[i], edge[i], lum[i], edge_px, c, cm))
+        cmask = volume.majority_along_pullback(cmask, assess, half)
+        smask = volume.majority_along_pullback(smask, assess, half) & cmask
+        min_bins = int(np.ceil(p.calcium_min_arc_deg * ANGLE_BINS / 360.0))
+        prot = volume.protrusion_mm(lum, calc, wire, step_mm)
+        out: list[FrameMeasurement] = []
+        nod_raw = np.zeros(n, dtype=np.bool_)
+        for i in range(n):
+            cmask[i] = volume.drop_narrow(cmask[i], min_bins)
+            smask[i] &= cmask[i]
+            nod_raw[i] = bool(assess[i] and cmask[i].any()
+                              and prot[i] >= p.nodule_protrusion_mm)
+        nodule = volume.persistent(nod_raw, p.nodule_min_frames)
+        for i in range(n):
+            out.append(self._measure(i, bool(assess[i]), lum_px[i], eem[i] * step_px,
+                                     hidden[i], centroids[i], cmask[i], smask[i],
+                                     bool(nodule[i]), depth_rows[i]))
+        return out
+
+    def _depth(self, calc: B, edge: F64, lum: F64, edge_px: F64, c: tuple[float, float],
+               cm: B) -> F64:
+        """Lumen-to-leading-edge distance (mm) per bin about the lumen centroid."""
+        out = np.full(ANGLE_BINS, np.nan)
+        idx = np.flatnonzero(calc)
+        if idx.size == 0:
+            return out
+        theta = np.deg2rad(geometry.bin_angles_deg()[idx])
+        x = self.grid.center[0] + edge_px[idx] * np.cos(theta) - c[0]
+        y = self.grid.center[1] + edge_px[idx] * np.sin(theta) - c[1]
+        ang = np.mod(np.degrees(np.arctan2(y, x)), 360.0)
+        order = np.argsort(ang)
+        d = np.maximum(edge[idx] - lum[idx], 0.0) * self.ctx.step_mm
+        bins = geometry.bin_angles_deg()
+        vals = np.interp(bins, ang[order], d[order], period=360.0)
+        out[cm] = vals[cm]
+        return out
+
+    def _measure(self, i: int, ok: bool, lum_px: F64, eem_px: F64, hidden: B,
+                 c: tuple[float, float], cm: B, sm: B, nodule: bool, depth: F64
+                 ) -> FrameMeasurement:
+        empty = np.zeros(ANGLE_BINS, dtype=np.bool_)
+        if not ok:
+            return FrameMeasurement(
+                frame=i + 1, assessable=False, center=self.grid.center, lumen_contour=None,
+                eem_contour=None, lumen_area_mm2=None, eem_area_mm2=None,
+                eem_mean_diameter_mm=None, eem_interpolated_fraction=0.0,
+                calcium_mask=empty, superficial_calcium_mask=empty.copy(),
+                calcium_arc_deg=0.0, superficial_calcium_arc_deg=0.0, calcified_nodule=False,
+                calcium_depth_mm=None)
+        center = self.grid.center
+        lc = geometry.contour_from_radii(lum_px, center)
+        ec = geometry.contour_from_radii(eem_px, center)
+        la = ea = dm = None
+        if self.ps is not None:
+            s2 = self.ps * self.ps
+            la = geometry.polygon_area(lc) * s2
+            ea = geometry.polygon_area(ec) * s2
+            dmin, dmax = geometry.min_max_diameter(ec)
+            dm = 0.5 * (dmin + dmax) * self.ps
+        return FrameMeasurement(
+            frame=i + 1, assessable=True, center=c, lumen_contour=lc, eem_contour=ec,
+            lumen_area_mm2=la, eem_area_mm2=ea, eem_mean_diameter_mm=dm,
+            eem_interpolated_fraction=float(hidden.mean()), calcium_mask=cm,
+            superficial_calcium_mask=sm, calcium_arc_deg=geometry.mask_arc_deg(cm),
+            superficial_calcium_arc_deg=geometry.mask_arc_deg(sm), calcified_nodule=nodule,
+            calcium_depth_mm=depth if self.ps is not None else None)

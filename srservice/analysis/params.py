@@ -1,0 +1,120 @@
+"""Tunable parameters of the IVUS analysis, in physical units where they are physical.
+
+Every threshold the pipeline uses lives here, so a report can state exactly which values
+produced it (:meth:`AnalysisParameters.as_dict`). Lengths are millimetres, angles degrees,
+intensities are relative to the pullback's robust tissue level (gain-normalised, see
+:mod:`srservice.analysis.preprocess`). Where the pixel spacing is unknown,
+``fallback_pixel_spacing_mm`` converts the millimetre parameters into pixels for the image
+processing only; no millimetre measurement is then reported (calcium-scores.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+#: Version of the algorithm; goes into reports and derived UIDs.
+ALGORITHM_VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class AnalysisParameters:
+    """Frozen set of analysis thresholds (defaults tuned on the phantom suite).
+
+    Attributes
+    ----------
+    radial_step_mm : float
+        Radial sampling step of the polar grid.
+    max_radius_mm : float
+        Deepest radius analysed (from the catheter centre).
+    fallback_pixel_spacing_mm : float
+        Pixel size assumed for image processing when the pullback does not say (no mm output).
+    catheter_radius_mm : float
+        Catheter (ring-down) radius used when it cannot be estimated from the image.
+    overlay_range : float
+        Grey-level range over frames sampled across the pullback below which a pixel is a
+        burnt-in overlay (temporal constancy).
+    overlay_min_level : float
+        Overlays are brighter than this (constant dark pixels are simply "no echo").
+    overlay_samples : int
+        Number of frames sampled across the pullback for the constancy test.
+    seam_contrast : float
+        A single A-line darker than this fraction of its two neighbours is a rotation seam.
+    gain_window : int
+        Frames in the running median used for per-frame gain normalisation.
+    temporal_half_window : int
+        Neighbouring frames (each side) used for the blood-speckle decorrelation cue.
+    lumen_smoothness_mm, eem_smoothness_mm : float
+        Largest radial jump of a border between neighbouring angle bins (1 degree).
+    min_plaque_mm : float
+        Smallest lumen-to-EEM distance searched.
+    max_wall_mm : float
+        Largest lumen-to-EEM distance searched.
+    calcium_bright_factor : float
+        Leading edge brightness relative to the pullback tissue level.
+    calcium_shadow_ratio : float
+        Shadow mean below this fraction of the unshadowed reference at the same depth.
+    calcium_shadow_gap_mm, calcium_shadow_len_mm : float
+        Shadow window behind the leading edge (gap skips the edge and its reverberations).
+    calcium_min_arc_deg : float
+        Calcium pieces narrower than this are dropped (speckle, guidewire glints).
+    guidewire_max_gap_deg : float
+        Largest guidewire-shadow gap that is bridged when calcium lies on both sides.
+    lumen_edge_tolerance_mm : float
+        A leading edge this far inside the lumen border is still wall calcium; anything
+        closer to the catheter is a guidewire.
+    volume_half_window : int
+        Frames each side of the along-pullback majority vote on calcium masks.
+    nodule_protrusion_mm : float
+        Protrusion beyond the smooth lumen contour that makes calcium a nodule (Lee 2011).
+    nodule_min_frames : int
+        Consecutive frames a nodule must appear on.
+    lesion_min_arc_deg : float
+        A frame belongs to a calcified segment when its calcium arc exceeds this.
+    lesion_max_gap_frames : int
+        Gaps up to this many frames are merged into one segment.
+    lesion_min_length_mm : float
+        Calcified segments shorter than this are dropped.
+    lesion_min_frames : int
+        Minimum frames of a segment when the frame spacing is unknown.
+    over_270_deg : float
+        Superficial arc threshold of the "long calcium" component (strictly greater).
+    circumferential_deg : float
+        A frame has circumferential calcium when its superficial arc reaches this.
+    """
+
+    radial_step_mm: float = 0.025
+    max_radius_mm: float = 6.0
+    fallback_pixel_spacing_mm: float = 0.025
+    catheter_radius_mm: float = 0.5
+    overlay_range: float = 3.0
+    overlay_min_level: float = 30.0
+    overlay_samples: int = 24
+    seam_contrast: float = 0.6
+    gain_window: int = 15
+    temporal_half_window: int = 1
+    lumen_smoothness_mm: float = 0.06
+    eem_smoothness_mm: float = 0.05
+    min_plaque_mm: float = 0.15
+    max_wall_mm: float = 2.2
+    calcium_bright_factor: float = 1.8
+    calcium_shadow_ratio: float = 0.45
+    calcium_shadow_gap_mm: float = 0.15
+    calcium_shadow_len_mm: float = 0.5
+    calcium_min_arc_deg: float = 6.0
+    guidewire_max_gap_deg: float = 45.0
+    lumen_edge_tolerance_mm: float = 0.15
+    volume_half_window: int = 2
+    nodule_protrusion_mm: float = 0.2
+    nodule_min_frames: int = 2
+    lesion_min_arc_deg: float = 20.0
+    lesion_max_gap_frames: int = 5
+    lesion_min_length_mm: float = 1.0
+    lesion_min_frames: int = 5
+    over_270_deg: float = 270.0
+    circumferential_deg: float = 360.0
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        """Return the parameters (and the algorithm version) for reports."""
+        out: dict[str, float | int | str] = {"algorithm_version": ALGORITHM_VERSION}
+        out.update(asdict(self))
+        return out

@@ -1,0 +1,148 @@
+"""Whole-pullback analysis: frames in, per-frame measurements and calcified lesions out.
+
+Steps (each in its own module): overlay and catheter handling and polar resampling
+(:mod:`.polar`), seam removal and gain normalisation (:mod:`.preprocess`), lumen, EEM and
+calcium A-line detection (:mod:`.detect`), along-pullback smoothing and nodules
+(:mod:`.volume`), geometry about the lumen centroid (:mod:`.geometry`) and lesion features
+(:mod:`.features`). Frames are processed in chunks so memory stays bounded: the decoded
+pixels plus a few chunks of polar data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from srservice.analysis import detect, polar, preprocess, volume
+from srservice.analysis.features import find_lesions
+from srservice.analysis.frames import FrameBuilder, unassessable_frames
+from srservice.analysis.params import AnalysisParameters
+from srservice.analysis.types import ANGLE_BINS, FrameMeasurement, Pullback, PullbackAnalysis
+from srservice.errors import NotAssessableError
+
+#: Frames per processing chunk.
+CHUNK = 48
+
+
+def _validate(pullback: Pullback) -> npt.NDArray[np.uint8]:
+    frames = pullback.frames
+    if not isinstance(frames, np.ndarray) or frames.ndim != 3:
+        raise NotAssessableError("pullback frames must be a (frames, rows, columns) array")
+    if frames.shape[0] < 1 or min(frames.shape[1:]) < 32:
+        raise NotAssessableError(
+            f"pullback too small to analyse: {frames.shape[0]} frames of "
+            f"{frames.shape[1]}x{frames.shape[2]} pixels")
+    if frames.dtype != np.uint8:
+        raise NotAssessableError(f"pullback frames must be uint8, not {frames.dtype}")
+    return frames
+
+
+def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = None
+                     ) -> PullbackAnalysis:
+    """Measure every frame of an IVUS pullback and find its calcified lesions.
+
+    Parameters
+    ----------
+    pullback : Pullback
+        Decoded greyscale frames with their spacings (:mod:`srservice.analysis.types`).
+    params : AnalysisParameters, optional
+        Thresholds; defaults when omitted.
+
+    Returns
+    -------
+    PullbackAnalysis
+        Per-frame measurements (1-based frames), lesions and the reasons why measurements
+        are missing.
+
+    Raises
+    ------
+    srservice.errors.NotAssessableError
+        The pixel array cannot be analysed at all (wrong shape or type, too small).
+    """
+    p = params or AnalysisParameters()
+    frames = _validate(pullback)
+    n = frames.shape[0]
+    reasons: list[str] = list(pullback.notes)
+    ps = pullback.pixel_spacing_mm
+    if ps is None:
+        reasons.append("pixel spacing unknown: areas, diameters and depths not assessable")
+    if pullback.frame_spacing_mm is None:
+        reasons.append("frame spacing unknown: lesion lengths not assessable")
+    ps_proc = ps if ps is not None and ps > 0 else p.fallback_pixel_spacing_mm
+    step_px = p.radial_step_mm / ps_proc
+    samples = polar.sample_frames(frames, p.overlay_samples)
+    overlay = polar.overlay_mask(samples, p)
+    center = pullback.catheter_center or polar.find_catheter_center(samples)
+    grid = polar.make_grid(frames.shape[1:], center, step_px, p.max_radius_mm / ps_proc,
+                           overlay)
+    # Per-frame gain from a sparse subset of the gather (cheap, before resampling).
+    sub = grid.index.reshape(ANGLE_BINS, grid.n_radii)[::6, :: 3].ravel()
+    levels_raw = np.median(frames.reshape(n, -1)[:, sub], axis=1).astype(np.float64)
+    gains = preprocess.gain_factors(levels_raw, p)
+    pol_s = grid.to_polar(samples)
+    r0 = preprocess.catheter_radius_samples(pol_s, p.radial_step_mm, p)
+    valid_end = _valid_end(pol_s)
+    s_idx = np.linspace(0, n - 1, samples.shape[0]).round().astype(np.intp)
+    pol_s *= gains[s_idx, None, None].astype(np.float32)
+    preprocess.remove_seam(pol_s, r0, p)
+    lv = detect.estimate_levels(pol_s, r0, p.radial_step_mm, p)
+    ctx = detect.Context(r0=r0, step_mm=p.radial_step_mm, valid_end=valid_end, levels=lv,
+                         params=p)
+    half_t = volume.half_window(pullback.frame_spacing_mm, p.temporal_half_window,
+                                reach_mm=0.05, max_frames=p.temporal_half_window)
+    builder = FrameBuilder(grid, ctx, ps, pullback.frame_spacing_mm)
+    assess = np.ones(n, dtype=np.bool_)
+    for c0 in range(0, n, CHUNK):
+        c1 = min(n, c0 + CHUNK)
+        a0, a1 = max(0, c0 - half_t), min(n, c1 + half_t)
+        pol = grid.to_polar(frames[a0:a1])
+        pol *= gains[a0:a1, None, None].astype(np.float32)
+        preprocess.remove_seam(pol, r0, p)
+        bad = unassessable_frames(pol, ctx)
+        assess[a0:a1] &= ~bad
+        avg = _temporal_mean(pol, ~bad, half_t)[c0 - a0 : c0 - a0 + (c1 - c0)]
+        res = detect.detect_chunk(avg, ctx)
+        builder.add(c0, res)
+    measurements = builder.finish(assess)
+    lesions = find_lesions(measurements, pullback.frame_spacing_mm, p)
+    if (~assess).any():
+        reasons.append(f"{int((~assess).sum())} frame(s) not assessable (blank, saturated or "
+                       "transducer inside the guide catheter)")
+    return PullbackAnalysis(frame_count=n, pixel_spacing_mm=ps,
+                            frame_spacing_mm=pullback.frame_spacing_mm,
+                            frames=tuple(measurements), lesions=lesions,
+                            not_assessable=tuple(reasons))
+
+
+def _valid_end(pol_samples: npt.NDArray[np.float32]) -> npt.NDArray[np.intp]:
+    """Per angle, one past the last radius with any echo in the sampled frames (FOV edge)."""
+    echo = pol_samples.max(axis=0) > 0
+    n_r = echo.shape[1]
+    last = n_r - np.argmax(echo[:, ::-1], axis=1)
+    return np.where(echo.any(axis=1), last, n_r).astype(np.intp)
+
+
+def _temporal_mean(pol: npt.NDArray[np.float32], ok: npt.NDArray[np.bool_], half: int
+                   ) -> npt.NDArray[np.float32]:
+    """Mean of each frame with its ``half`` neighbours each side (assessable ones only)."""
+    if half <= 0 or pol.shape[0] < 2:
+        return pol
+    n = pol.shape[0]
+    w = ok.astype(np.float32)
+    acc = pol * w[:, None, None]
+    cnt = w.copy()
+    out = acc.copy()
+    for d in range(1, half + 1):
+        out[d:] += acc[:-d]
+        out[:-d] += acc[d:]
+        cnt_d = np.zeros(n, dtype=np.float32)
+        cnt_d[d:] += w[:-d]
+        cnt_d[:-d] += w[d:]
+        cnt += cnt_d
+    out /= np.maximum(cnt, 1.0)[:, None, None]
+    # Unassessable frames keep their own image.
+    out[~ok] = pol[~ok]
+    return out
+
+
+__all__ = ["FrameMeasurement", "analyze_pullback"]

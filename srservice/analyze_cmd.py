@@ -1,0 +1,93 @@
+"""``srservice analyze INPUT.dcm [--json] [--out DIR]``: analyse one pullback offline.
+
+- ``--json`` prints the analysis JSON (:mod:`srservice.results`, fixed keys of ISSUE 2 item 5).
+- ``--out DIR`` writes ``sr.dcm`` (TID 1500 Comprehensive 3D SR), ``report-pdf.dcm``
+  (Encapsulated PDF) and ``analysis.json``, each atomically (temp file, fsync, rename).
+- Without either, a one-paragraph human summary is printed.
+
+A file that cannot be used raises :class:`~srservice.errors.InvalidDicomError` (from the
+loader); ``srservice.cli`` turns it into one line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from srservice.config import Settings
+from srservice.errors import SrServiceError
+
+
+class OutputWriteError(SrServiceError):
+    """The output directory or a file in it cannot be written (permissions, disk)."""
+
+SR_NAME = "sr.dcm"
+PDF_NAME = "report-pdf.dcm"
+JSON_NAME = "analysis.json"
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``analyze`` sub-command."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "analyze", help="analyse one IVUS pullback file and score its calcified lesions",
+        description="Analyse an IVUS pullback (DICOM Ultrasound Multi-frame) and compute the "
+        "IVUS calcium score of Zhang et al. 2021 for every calcified segment. Decision "
+        "support only: automatically derived, not verified by a physician.")
+    p.add_argument("input", metavar="INPUT.dcm", help="IVUS pullback DICOM file")
+    p.add_argument("--json", action="store_true", help="print the analysis as JSON on stdout")
+    p.add_argument("--out", metavar="DIR", type=Path,
+                   help=f"write {SR_NAME}, {PDF_NAME} and {JSON_NAME} into DIR")
+    p.set_defaults(func=run)
+
+
+def _human(summary: dict[str, Any]) -> str:
+    lines = [f"{summary['sop_instance_uid']}: {summary['frame_count']} frames, "
+             f"IVUS calcium score {summary['ivus_calcium_score']}"]
+    for i, lesion in enumerate(summary["lesions"], start=1):
+        lines.append(f"  segment {i}: frames {lesion['start_frame']}-{lesion['end_frame']}, "
+                     f"score {lesion['ivus_calcium_score']}: {lesion['recommendation']}")
+    lines += [f"  not measured: {r}" for r in summary["not_assessable"]]
+    lines.append(f"  {summary['disclaimer']}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Analyse ``args.input``; print / write the results; return the exit status (0 = ok).
+
+    Raises
+    ------
+    srservice.errors.SrServiceError
+        For unusable input (one line on stderr via ``srservice.cli``).
+    """
+    from srservice.analysis.pipeline import analyze_pullback
+    from srservice.dicomio import load_pullback
+    from srservice.outputs import atomic_write, dataset_bytes
+    from srservice.reporting import produce_outputs
+    from srservice.results import analysis_json
+
+    loaded = load_pullback(args.input,
+                           default_pixel_spacing_mm=settings.default_pixel_spacing_mm,
+                           default_frame_spacing_mm=settings.default_frame_spacing_mm)
+    analysis = analyze_pullback(loaded.pullback)
+    if args.out is not None:
+        outputs = produce_outputs(loaded, analysis)
+        summary = outputs.summary
+        out: Path = args.out
+        files = {SR_NAME: dataset_bytes(outputs.sr), PDF_NAME: dataset_bytes(outputs.pdf),
+                 JSON_NAME: (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode()}
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for name, data in files.items():
+                atomic_write(out / name, data)
+        except OSError as exc:
+            raise OutputWriteError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    else:
+        summary = analysis_json(loaded, analysis)
+    if args.json:
+        sys.stdout.write(json.dumps(summary, allow_nan=False) + "\n")
+    else:
+        sys.stdout.write(_human(summary) + "\n")
+    return 0

@@ -1,0 +1,382 @@
+"""The project's only DICOM pixel reader: IVUS pullback -> :class:`Pullback`.
+
+Accepts Ultrasound Multi-frame Image Storage (1.2.840.10008.5.1.4.1.1.3.1) and Ultrasound
+Image Storage (1.2.840.10008.5.1.4.1.1.6.1, one frame) in every transfer syntax pydicom 3 can
+decode with the installed plugins (native, RLE, JPEG Baseline/Lossless, JPEG-LS, JPEG 2000).
+
+- Grey output: MONOCHROME1 is inverted; RGB / YBR are converted to RGB by pydicom and then to
+  luma (ITU-R BT.601: 0.299 R + 0.587 G + 0.114 B); more than 8 bits stored are scaled to 8
+  bits by Bits Stored (or by the actual range when the data use less than a quarter of it).
+- Pixel spacing: Sequence of Ultrasound Regions (PS3.3 C.8.5.5), the 2D tissue region that
+  contains the image centre, Physical Delta X/Y with Physical Units code 3 (cm) -> mm; fallback
+  Pixel Spacing (0028,0030) or Imager Pixel Spacing (0018,1164). Catheter centre from the
+  region's Reference Pixel X0/Y0 (relative to Region Location Min X0/Y0, C.8.5.5.1.8).
+- Frame spacing: IVUS Pullback Rate (0018,3101, mm/s, PS3.3 C.8.5.6.1.20) x frame interval
+  from Frame Time (0018,1063, ms), the Frame Time Vector (0018,1065, mean increment) or Cine
+  Rate (0018,0040, frames/s). Gated pullbacks (IVUS Acquisition GATED_PULLBACK, C.8.5.6.1.19):
+  one frame per beat, frame spacing = IVUS Gated Rate (0018,3102) in mm/beat (C.8.5.6.1.21).
+- Missing spacing is not an error: None plus a note, or the caller's site default plus a note.
+- Everything else that cannot be used raises :class:`InvalidDicomError` with one clear line.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
+from pydicom.pixels.utils import iter_pixels
+from pydicom.uid import UID
+
+from srservice.analysis.types import Pullback
+from srservice.errors import InvalidDicomError
+
+#: SOP classes accepted (PS3.4 B.5): Ultrasound Multi-frame and Ultrasound Image Storage.
+ACCEPTED_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame Image Storage",
+    "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound Image Storage",
+}
+#: Sanity limits against absurd headers.
+MAX_FRAMES = 20000
+MAX_DIMENSION = 4096
+MAX_DECODED_BYTES = 6 * 1024**3
+#: Plausible pixel and frame spacings (mm).
+PIXEL_SPACING_RANGE = (0.001, 1.0)
+FRAME_SPACING_RANGE = (0.001, 5.0)
+
+
+@dataclass(frozen=True)
+class LoadedPullback:
+    """A decoded pullback plus the header (without Pixel Data) for the reports."""
+
+    pullback: Pullback
+    header: Dataset
+    sop_instance_uid: str
+
+
+def _fail(msg: str) -> InvalidDicomError:
+    return InvalidDicomError(" ".join(msg.split()))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+def _read(source: str | os.PathLike[str] | Dataset) -> tuple[Dataset, Path | None]:
+    if isinstance(source, Dataset):
+        return source, None
+    path = Path(source)
+    if not path.is_file():
+        raise _fail(f"not a file: {path.name}")
+    try:
+        ds = pydicom.dcmread(path, defer_size=1024 * 1024)
+    except PydicomInvalidDicomError as exc:
+        raise _fail(f"not a DICOM file ({_first_line(exc)})") from exc
+    except Exception as exc:  # pydicom raises many types on truncated/garbled input
+        raise _fail(f"cannot parse DICOM file (truncated or corrupt): {_first_line(exc)}") from exc
+    return ds, path
+
+
+def _int(ds: Dataset, keyword: str, default: int | None = None) -> int:
+    value = ds.get(keyword, default)
+    if value is None or value == "":
+        if default is None:
+            raise _fail(f"missing {keyword}")
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise _fail(f"{keyword} is not an integer: {value!r}") from exc
+
+
+def _float(value: object) -> float | None:
+    try:
+        f = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) else None
+
+
+def _check_geometry(ds: Dataset, ts: UID, path: Path | None) -> tuple[int, int, int, int, int]:
+    """Validate the pixel description; return (frames, rows, cols, samples, bits)."""
+    if "PixelData" not in ds:
+        raise _fail("no Pixel Data (7FE0,0010)")
+    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+    spp = _int(ds, "SamplesPerPixel", 1)
+    bits = _int(ds, "BitsAllocated")
+    frames = _int(ds, "NumberOfFrames", 1)
+    if not (1 <= frames <= MAX_FRAMES):
+        raise _fail(f"absurd Number of Frames {frames} (allowed 1-{MAX_FRAMES})")
+    if not (1 <= rows <= MAX_DIMENSION and 1 <= cols <= MAX_DIMENSION):
+        raise _fail(f"absurd image size {rows} x {cols} (max {MAX_DIMENSION})")
+    if spp not in (1, 3) or bits not in (8, 16):
+        raise _fail(
+            f"unsupported Samples per Pixel {spp} / Bits Allocated {bits} (1 or 3 / 8 or 16)"
+        )
+    expected = rows * cols * spp * frames * bits // 8
+    if expected > MAX_DECODED_BYTES:
+        raise _fail(f"decoded size {expected} bytes exceeds the limit {MAX_DECODED_BYTES}")
+    if not ts.is_compressed:
+        elem = ds.get_item("PixelData")
+        length = int(getattr(elem, "length", 0) or 0) if elem is not None else 0
+        if elem is not None and getattr(elem, "value", None) is not None:
+            length = len(elem.value)
+        if length not in (expected, expected + 1):
+            raise _fail(
+                f"Pixel Data length {length} does not match Rows x Columns x Frames x Samples x "
+                f"bytes = {rows} x {cols} x {frames} x {spp} x {bits // 8} = {expected}"
+            )
+        tell = getattr(elem, "value_tell", None)
+        if path is not None and tell is not None and tell + expected > path.stat().st_size:
+            raise _fail("file is truncated inside Pixel Data")
+    return frames, rows, cols, spp, bits
+
+
+def _to_grey8(
+    frame: npt.NDArray[np.generic], photometric: str, spp: int, bits: int, bits_stored: int,
+    signed: bool,
+) -> npt.NDArray[np.float64] | npt.NDArray[np.uint8]:
+    """One decoded frame -> grey (uint8 for 8-bit data, float for wider data)."""
+    if spp == 3:
+        f = frame.astype(np.float32)
+        y = 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
+        luma: npt.NDArray[np.uint8] = np.clip(y + 0.5, 0, 255).astype(np.uint8)
+        return luma
+    a = frame
+    if signed:
+        a = a.astype(np.int32) + (1 << (bits_stored - 1))
+    if photometric == "MONOCHROME1":
+        a = ((1 << bits_stored) - 1) - a.astype(np.int64)
+    if bits == 8 and not signed:
+        return np.asarray(a, dtype=np.uint8)
+    wide: npt.NDArray[np.float64] = np.asarray(a, dtype=np.float64)
+    return wide
+
+
+def _decode(
+    ds: Dataset, path: Path | None, frames: int, rows: int, cols: int, spp: int, bits: int,
+    notes: list[str],
+) -> npt.NDArray[np.uint8]:
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+    if spp == 1 and photometric not in {"MONOCHROME1", "MONOCHROME2"}:
+        raise _fail(f"unsupported Photometric Interpretation {photometric} for one sample")
+    bits_stored = _int(ds, "BitsStored", bits)
+    if not 1 <= bits_stored <= bits:
+        raise _fail(f"Bits Stored {bits_stored} is not within 1..{bits}")
+    signed = _int(ds, "PixelRepresentation", 0) == 1
+    out = np.empty((frames, rows, cols), dtype=np.uint8)
+    wide: npt.NDArray[np.uint16] | None = None
+    if bits == 16 and spp == 1:  # keep the raw values: scaling needs the whole range
+        wide = np.empty((frames, rows, cols), dtype=np.uint16)
+    src: str | Dataset = str(path) if path is not None else ds
+    n = 0
+    try:
+        for i, frame in enumerate(iter_pixels(src, as_rgb=True)):
+            if i >= frames:
+                break
+            if frame.shape[:2] != (rows, cols):
+                raise _fail(f"frame {i + 1} decodes to {frame.shape}, expected {rows} x {cols}")
+            g = _to_grey8(frame, photometric, spp, bits, bits_stored, signed)
+            if wide is not None:
+                wide[i] = np.clip(g, 0, 65535)
+            else:
+                out[i] = g
+            n += 1
+    except InvalidDicomError:
+        raise
+    except Exception as exc:  # decoders raise many types on corrupt data
+        ts = ds.file_meta.get("TransferSyntaxUID", "?") if hasattr(ds, "file_meta") else "?"
+        raise _fail(f"cannot decode Pixel Data ({UID(str(ts)).name}): {_first_line(exc)}") from exc
+    if n != frames:
+        raise _fail(f"Pixel Data holds {n} frames, Number of Frames says {frames}")
+    if wide is not None:
+        full = float((1 << bits_stored) - 1)
+        top = float(wide.max()) if wide.size else full
+        denom = full
+        if 0 < top < full / 4.0:
+            denom = top
+            notes.append(f"{bits_stored}-bit data use 0-{top:.0f}; scaled by the actual range")
+        for i in range(frames):  # frame by frame: no full-size float temporary
+            out[i] = np.clip(wide[i] * (255.0 / denom) + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def _region_spacing(
+    ds: Dataset, rows: int, cols: int, notes: list[str]
+) -> tuple[float | None, tuple[float, float] | None]:
+    regions = ds.get("SequenceOfUltrasoundRegions")
+    if not regions:
+        return None, None
+    best: tuple[int, Dataset] | None = None
+    cx, cy = (cols - 1) / 2.0, (rows - 1) / 2.0
+    for reg in regions:
+        if reg.get("RegionSpatialFormat") != 1:
+            continue
+        if reg.get("PhysicalUnitsXDirection") != 3 or reg.get("PhysicalUnitsYDirection") != 3:
+            continue
+        x0, y0 = reg.get("RegionLocationMinX0", 0), reg.get("RegionLocationMinY0", 0)
+        x1, y1 = reg.get("RegionLocationMaxX1", cols - 1), reg.get("RegionLocationMaxY1", rows - 1)
+        rank = (2 if x0 <= cx <= x1 and y0 <= cy <= y1 else 0) + (reg.get("RegionDataType") == 1)
+        if best is None or rank > best[0]:
+            best = (rank, reg)
+    if best is None:
+        notes.append("Sequence of Ultrasound Regions has no 2D region in cm; ignored")
+        return None, None
+    reg = best[1]
+    dx, dy = _float(reg.get("PhysicalDeltaX")), _float(reg.get("PhysicalDeltaY"))
+    spacing = None
+    if dx and dy and dx > 0 and dy > 0:
+        dx_mm, dy_mm = abs(dx) * 10.0, abs(dy) * 10.0
+        if abs(dx_mm - dy_mm) > 0.01 * max(dx_mm, dy_mm):
+            notes.append(f"anisotropic pixels {dx_mm:.4g} x {dy_mm:.4g} mm; using the mean")
+        spacing = (dx_mm + dy_mm) / 2.0
+    center = None
+    if "ReferencePixelX0" in reg and "ReferencePixelY0" in reg:
+        center = (
+            float(reg.get("RegionLocationMinX0", 0)) + float(reg.ReferencePixelX0),
+            float(reg.get("RegionLocationMinY0", 0)) + float(reg.ReferencePixelY0),
+        )
+        if not (0 <= center[0] < cols and 0 <= center[1] < rows):
+            notes.append("Reference Pixel X0/Y0 outside the image; catheter centre unknown")
+            center = None
+    return spacing, center
+
+
+def _pixel_spacing(
+    ds: Dataset, rows: int, cols: int, default: float | None, notes: list[str]
+) -> tuple[float | None, tuple[float, float] | None]:
+    spacing, center = _region_spacing(ds, rows, cols, notes)
+    if spacing is None:
+        for kw in ("PixelSpacing", "ImagerPixelSpacing"):
+            val = ds.get(kw)
+            if val is not None and len(val) == 2:
+                a, b = _float(val[0]), _float(val[1])
+                if a and b:
+                    spacing = (a + b) / 2.0
+                    notes.append(f"pixel spacing from {kw} (no ultrasound region calibration)")
+                    break
+    lo, hi = PIXEL_SPACING_RANGE
+    if spacing is not None and not lo <= spacing <= hi:
+        notes.append(f"implausible pixel spacing {spacing:.4g} mm ignored")
+        spacing = None
+    if spacing is None:
+        if default is not None:
+            notes.append(f"pixel spacing unknown in the header; site default {default} mm used")
+            return default, center
+        notes.append("pixel spacing unknown: no ultrasound regions, Pixel Spacing or default")
+    return spacing, center
+
+
+def _frame_interval_s(ds: Dataset) -> tuple[float | None, str]:
+    ft = _float(ds.get("FrameTime"))
+    if ft and ft > 0:
+        return ft / 1000.0, "Frame Time"
+    ftv = ds.get("FrameTimeVector")
+    if ftv is not None:
+        items = list(ftv) if isinstance(ftv, list | pydicom.multival.MultiValue) else [ftv]
+        vals = [v for v in (_float(x) for x in items) if v is not None]
+        if len(vals) > 1 and vals[0] == 0:
+            vals = vals[1:]
+        if vals and float(np.mean(vals)) > 0:
+            return float(np.mean(vals)) / 1000.0, "Frame Time Vector"
+    cr = _float(ds.get("CineRate"))
+    if cr and cr > 0:
+        return 1.0 / cr, "Cine Rate"
+    return None, ""
+
+
+def _frame_spacing(ds: Dataset, default: float | None, notes: list[str]) -> float | None:
+    acq = str(ds.get("IVUSAcquisition", "")).strip().upper()
+    spacing: float | None = None
+    if acq == "GATED_PULLBACK":
+        gated = _float(ds.get("IVUSGatedRate"))
+        if gated and gated > 0:
+            spacing = gated
+            notes.append("gated pullback: frame spacing = IVUS Gated Rate (mm/beat)")
+        else:
+            notes.append("gated pullback without IVUS Gated Rate")
+    else:
+        rate = _float(ds.get("IVUSPullbackRate"))
+        interval, source = _frame_interval_s(ds)
+        if rate and rate > 0 and interval:
+            spacing = rate * interval
+            if source != "Frame Time":
+                notes.append(f"frame interval from {source}")
+        elif not rate:
+            notes.append("IVUS Pullback Rate (0018,3101) missing")
+        else:
+            notes.append("frame timing missing (Frame Time, Frame Time Vector, Cine Rate)")
+    lo, hi = FRAME_SPACING_RANGE
+    if spacing is not None and not lo <= spacing <= hi:
+        notes.append(f"implausible frame spacing {spacing:.4g} mm ignored")
+        spacing = None
+    if spacing is None:
+        if default is not None:
+            notes.append(f"frame spacing unknown in the header; site default {default} mm used")
+            return default
+        notes.append("frame spacing unknown: lengths along the pullback not assessable")
+    return spacing
+
+
+def load_pullback(
+    source: str | os.PathLike[str] | Dataset,
+    *,
+    default_pixel_spacing_mm: float | None = None,
+    default_frame_spacing_mm: float | None = None,
+) -> LoadedPullback:
+    """Load an IVUS pullback (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    source : str, os.PathLike or pydicom.Dataset
+        A DICOM file or an already-read dataset (with file meta).
+    default_pixel_spacing_mm, default_frame_spacing_mm : float or None
+        Site defaults used (with a note) when the header lacks the information.
+
+    Raises
+    ------
+    InvalidDicomError
+        Not DICOM, truncated, no or inconsistent Pixel Data, absurd sizes, undecodable data,
+        or a SOP class other than Ultrasound (Multi-frame) Image Storage.
+    """
+    ds, path = _read(source)
+    notes: list[str] = []
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class not in ACCEPTED_SOP_CLASSES:
+        name = UID(sop_class).name if sop_class else "missing"
+        raise _fail(f"unsupported SOP Class {name} ({sop_class}); expected Ultrasound "
+                    "Multi-frame Image Storage or Ultrasound Image Storage")
+    sop_uid = str(ds.get("SOPInstanceUID", "")).strip()
+    if not sop_uid:
+        raise _fail("missing SOP Instance UID")
+    modality = str(ds.get("Modality", "")).strip()
+    if modality != "IVUS":
+        notes.append(f"Modality is {modality or 'missing'}, not IVUS; analysed as IVUS")
+    meta = getattr(ds, "file_meta", None)
+    ts_str = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if not ts_str:
+        raise _fail("missing Transfer Syntax UID (file meta)")
+    ts = UID(ts_str)
+    if not ts.is_transfer_syntax:
+        raise _fail(f"unknown Transfer Syntax UID {ts_str}")
+    frames, rows, cols, spp, bits = _check_geometry(ds, ts, path)
+    pixels = _decode(ds, path, frames, rows, cols, spp, bits, notes)
+    spacing, center = _pixel_spacing(ds, rows, cols, default_pixel_spacing_mm, notes)
+    fspacing = _frame_spacing(ds, default_frame_spacing_mm, notes)
+    header = Dataset()
+    for elem in ds:
+        if elem.tag.group != 0x7FE0:
+            header.add(elem)
+    if meta is not None:
+        header.file_meta = meta
+    pullback = Pullback(
+        frames=pixels, pixel_spacing_mm=spacing, frame_spacing_mm=fspacing,
+        catheter_center=center, notes=tuple(notes),
+    )
+    return LoadedPullback(pullback=pullback, header=header, sop_instance_uid=sop_uid)

@@ -1,0 +1,113 @@
+"""From a stored instance to a job: record it in the job store and trigger the analysis.
+
+Triggering rules (issue 4 item 4; docs/configuration.md):
+
+- Only Modality ``IVUS`` (PS3.3 C.7.3.1.1.1) triggers an analysis. An Ultrasound Multi-frame
+  instance (or any instance with more than one frame) starts a job at once.
+- An Ultrasound Image Storage instance with one frame belongs to a single-frame series: one
+  series job per Series Instance UID starts after ``settings.single_frame_quiet_seconds``
+  without a new instance of that series (each new instance pushes the start back).
+- Anything else (IVOCT, other modalities, other classes stored by ``non_ivus_policy=store``)
+  is recorded, not analysed.
+- The same SOP Instance UID with the same bytes (sha256) again: nothing new (idempotent).
+  The same UID with new bytes: a new job that supersedes the earlier one; its report gets new
+  UIDs (see :mod:`srservice.outputs`).
+
+The job store write happens before the SCP answers Success; if it fails the SCP answers
+0xA700 (:class:`srservice.errors.TransientError`) and the sender retries. A broker that
+cannot be reached is not an error here: the job stays ``received`` and the sweeper sends it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from srservice.config import Settings
+from srservice.errors import TransientError, reason_for
+from srservice.jobs import JobStore
+from srservice.store import StoredInstance
+
+LOGGER = logging.getLogger(__name__)
+
+US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
+US_IMAGE = "1.2.840.10008.5.1.4.1.1.6.1"
+US_MULTIFRAME_RETIRED = "1.2.840.10008.5.1.4.1.1.3"
+US_IMAGE_RETIRED = "1.2.840.10008.5.1.4.1.1.6"
+MULTIFRAME_CLASSES = frozenset({US_MULTIFRAME, US_MULTIFRAME_RETIRED})
+SINGLE_FRAME_CLASSES = frozenset({US_IMAGE, US_IMAGE_RETIRED})
+
+
+class Enqueuer(Protocol):
+    """Sends tasks to the broker; returns False (never raises) when it cannot."""
+
+    def analyze(self, job_id: int) -> bool:
+        """Send an analyze task."""
+        ...
+
+    def deliver(self, delivery_id: int) -> bool:
+        """Send a deliver task."""
+        ...
+
+
+def trigger_for(stored: StoredInstance) -> str:
+    """Return ``"job"``, ``"series"`` or ``"none"`` for a stored instance (module docstring)."""
+    if stored.modality.strip().upper() != "IVUS":
+        return "none"
+    if stored.sop_class_uid in MULTIFRAME_CLASSES or (
+            stored.sop_class_uid in SINGLE_FRAME_CLASSES and stored.number_of_frames > 1):
+        return "job"
+    if stored.sop_class_uid in SINGLE_FRAME_CLASSES:
+        return "series"
+    return "none"
+
+
+def default_enqueuer(settings: Settings) -> Enqueuer:
+    """Return the Celery dispatcher (the one place :mod:`srservice` imports :mod:`workers`)."""
+    from workers.app import Dispatcher
+
+    return Dispatcher(settings)
+
+
+def make_on_stored(settings: Settings, store: JobStore | None = None,
+                   enqueuer: Enqueuer | None = None) -> Callable[[StoredInstance], None]:
+    """Return the SCP's ``on_stored`` callback: record the instance, trigger its job.
+
+    Parameters
+    ----------
+    settings : Settings
+        ``single_frame_quiet_seconds`` and the job store URL.
+    store : JobStore, optional
+        Job store (default: one on ``settings.effective_database_url``).
+    enqueuer : Enqueuer, optional
+        Broker dispatcher (default: :class:`workers.app.Dispatcher`).
+
+    Raises
+    ------
+    TransientError
+        From the callback, when the job store cannot record the instance (status 0xA700).
+    """
+    job_store = store if store is not None else JobStore(settings.effective_database_url)
+    sender = enqueuer if enqueuer is not None else default_enqueuer(settings)
+
+    def on_stored(stored: StoredInstance) -> None:
+        trigger = trigger_for(stored)
+        try:
+            result = job_store.add_instance(stored, trigger=trigger,
+                                            quiet_seconds=settings.single_frame_quiet_seconds)
+        except SQLAlchemyError as exc:
+            raise TransientError(f"job store write failed: {reason_for(exc)}") from exc
+        LOGGER.info("instance %s recorded (trigger %s, job %s%s)", result.instance_id, trigger,
+                    result.job_id, ", duplicate" if result.duplicate else "")
+        if result.job_id is None or not result.enqueue_now:
+            return
+        if sender.analyze(result.job_id):
+            try:
+                job_store.mark_queued([result.job_id])
+            except TransientError as exc:  # stays received; the sweeper re-sends (harmless)
+                LOGGER.warning("job %s sent but not marked queued: %s", result.job_id, exc)
+
+    return on_stored

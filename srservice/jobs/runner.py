@@ -1,0 +1,143 @@
+"""What an ``analyze_job`` task does: claim, load, analyse, report, write, record, hand over.
+
+Exactly::
+
+    load_pullback(path, default_pixel_spacing_mm=..., default_frame_spacing_mm=...)
+      -> analyze_pullback(loaded.pullback) -> produce_outputs(loaded, analysis)
+      -> write outputs atomically to data_dir/outputs/<job>/ -> state reported
+      -> one pending delivery per destination (or the outbox), each sent as its own task
+
+Idempotent: a redelivered task for a job already reported does nothing (the claim says DONE);
+a job whose worker died is taken over (same host: the owner pid is gone; otherwise the
+heartbeat is older than ``settings.job_stuck_seconds``). Failures are mapped only through
+:func:`srservice.errors.outcome_for` and :func:`srservice.errors.reason_for`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from srservice.config import Settings
+from srservice.delivery import destinations_for
+from srservice.dicomio import LoadedPullback, load_pullback
+from srservice.errors import Outcome, TransientError, outcome_for, reason_for
+from srservice.jobs.store import Claim, JobStore, ReportRecord
+from srservice.jobs.views import InstanceView, JobView
+from srservice.outputs import apply_revision, write_job_outputs
+from srservice.series import load_series
+
+LOGGER = logging.getLogger(__name__)
+
+
+def heartbeat_interval(settings: Settings) -> float:
+    """Seconds between heartbeats of a running job (a quarter of the stuck timeout, <= 30 s)."""
+    return max(0.5, min(30.0, settings.job_stuck_seconds / 4))
+
+
+class Heartbeat:
+    """Context manager refreshing a running job's heartbeat from a daemon thread."""
+
+    def __init__(self, store: JobStore, job_id: int, owner: str, interval: float) -> None:
+        self._store, self._job_id, self._owner, self._interval = store, job_id, owner, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}",
+                                        daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                if not self._store.heartbeat(self._job_id, self._owner):
+                    LOGGER.warning("job %s: no longer owned by %s", self._job_id, self._owner)
+                    return
+            except TransientError as exc:
+                LOGGER.warning("job %s: heartbeat failed: %s", self._job_id, exc)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def load_job_input(settings: Settings, job: JobView, inputs: list[InstanceView]) -> LoadedPullback:
+    """Load a job's pullback (one multi-frame instance, or a single-frame series)."""
+    if job.kind == "series":
+        return load_series([Path(i.path) for i in inputs],
+                           default_pixel_spacing_mm=settings.default_pixel_spacing_mm,
+                           default_frame_spacing_mm=settings.default_frame_spacing_mm)
+    if not inputs:
+        raise FileNotFoundError(f"job {job.id} has no input instance")
+    return load_pullback(inputs[0].path,
+                         default_pixel_spacing_mm=settings.default_pixel_spacing_mm,
+                         default_frame_spacing_mm=settings.default_frame_spacing_mm)
+
+
+def _analyze_and_write(settings: Settings, store: JobStore, job: JobView) -> ReportRecord:
+    from srservice.analysis.pipeline import analyze_pullback
+    from srservice.reporting import produce_outputs
+
+    loaded = load_job_input(settings, job, store.job_inputs(job.id))
+    analysis = analyze_pullback(loaded.pullback)
+    outputs = produce_outputs(loaded, analysis)
+    sr, pdf = outputs.sr, outputs.pdf
+    if job.revision:
+        apply_revision(sr, loaded.sop_instance_uid, "sr", job.revision)
+        apply_revision(pdf, loaded.sop_instance_uid, "pdf", job.revision)
+    written = write_job_outputs(settings.data_dir / "outputs", job.id, sr, pdf, outputs.summary)
+    total = outputs.summary.get("ivus_calcium_score")
+    return ReportRecord(
+        output_dir=str(written.directory), sr_path=str(written.sr_path),
+        pdf_path=str(written.pdf_path), sr_sop_instance_uid=written.sr_sop_instance_uid,
+        pdf_sop_instance_uid=written.pdf_sop_instance_uid,
+        score_total=total if isinstance(total, int) else None, summary=outputs.summary)
+
+
+def run_analysis(settings: Settings, store: JobStore, job_id: int, *, owner: str,
+                 send_delivery: Callable[[int], bool]) -> str:
+    """Run one analyze task for ``job_id``.
+
+    Returns
+    -------
+    str
+        ``"reported"``, ``"failed"``, ``"retry"`` (transient error: job back to queued, the
+        caller re-sends the task later), or the claim's value (``"done"``, ``"busy"``) when
+        there was nothing to do, or ``"lost"`` when another worker took the job over.
+    """
+    claim, job = store.claim_job(job_id, owner, stale_after_seconds=settings.job_stuck_seconds)
+    if claim is not Claim.RUN or job is None:
+        LOGGER.info("job %s: %s, nothing to do", job_id, claim.value)
+        return claim.value
+    LOGGER.info("job %s: running (attempt %s) as %s", job_id, job.attempts, owner)
+    try:
+        with Heartbeat(store, job_id, owner, heartbeat_interval(settings)):
+            record = _analyze_and_write(settings, store, job)
+    except Exception as exc:  # every failure is mapped in one place: errors.outcome_for
+        reason = reason_for(exc)
+        if outcome_for(exc) is Outcome.RETRY:
+            LOGGER.warning("job %s: transient failure, will retry: %s", job_id, reason)
+            store.release_job(job_id, owner, reason)
+            return "retry"
+        LOGGER.error("job %s: failed: %s", job_id, reason)
+        store.fail_job(job_id, owner, reason)
+        return "failed"
+    ids = store.finish_report(job_id, owner, record, destinations_for(settings),
+                              settings.delivery_deadline_seconds)
+    if ids is None:
+        LOGGER.warning("job %s: lost ownership before reporting; outputs left as written",
+                       job_id)
+        return "lost"
+    LOGGER.info("job %s: reported (score %s), %d deliveries", job_id, record.score_total,
+                len(ids))
+    sent = [d for d in ids if send_delivery(d)]
+    try:
+        store.mark_deliveries_enqueued(sent)
+    except TransientError as exc:  # the sweeper re-sends; deliveries are idempotent
+        LOGGER.warning("job %s: could not record sent deliveries: %s", job_id, exc)
+    return "reported"

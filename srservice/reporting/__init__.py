@@ -1,0 +1,106 @@
+"""Reports for PACS: a TID 1500 SR and an encapsulated one-page PDF, built without any I/O.
+
+Entry point: :func:`produce_outputs`. Output UIDs are derived from the source SOP Instance UID
+and the algorithm version (:mod:`srservice.reporting.uids`), so a re-run yields the same
+objects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from srservice import ALGORITHM_NAME, ALGORITHM_VERSION
+from srservice.analysis.types import PullbackAnalysis
+from srservice.reporting.pdf import DOCUMENT_TITLE, build_pdf_dataset
+from srservice.reporting.plots import PageHeader, render_pdf
+from srservice.reporting.sr import build_sr, statements
+from srservice.results import LoadedLike, scores_for, summary
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What one analysed pullback produces.
+
+    Attributes
+    ----------
+    sr : pydicom.dataset.Dataset
+        Comprehensive 3D SR (TID 1500), with file meta.
+    pdf : pydicom.dataset.Dataset
+        Encapsulated PDF Storage instance, with file meta.
+    summary : dict
+        The ``srservice analyze --json`` dictionary (:mod:`srservice.results`).
+    """
+
+    sr: Dataset
+    pdf: Dataset
+    summary: dict[str, Any]
+
+
+def default_parameters() -> dict[str, float | int | str] | None:
+    """``AnalysisParameters().as_dict()`` when the analysis package provides it."""
+    try:
+        from srservice.analysis.params import AnalysisParameters
+    except ImportError:
+        return None
+    return AnalysisParameters().as_dict()
+
+
+def _date(value: object) -> str:
+    s = str(value or "")
+    return f"{s[:4]}-{s[4:6]}-{s[6:8]}" if len(s) == 8 and s.isdigit() else (s or "-")
+
+
+def page_header(header: Dataset) -> PageHeader:
+    """Patient / study lines of the PDF page, from the source dataset."""
+    name = str(header.get("PatientName", "") or "-").replace("^", " ").strip()
+    lines = (
+        f"Patient: {name}   ID: {header.get('PatientID', '') or '-'}   "
+        f"Born: {_date(header.get('PatientBirthDate'))}   "
+        f"Sex: {header.get('PatientSex', '') or '-'}",
+        f"Study:   {_date(header.get('StudyDate'))}  {header.get('StudyDescription', '') or ''}"
+        f"   Accession: {header.get('AccessionNumber', '') or '-'}",
+        f"Source:  IVUS series {header.get('SeriesNumber', '-')}, "
+        f"SOP Instance UID {header.get('SOPInstanceUID', '-')}",
+        f"Method:  {ALGORITHM_NAME} {ALGORITHM_VERSION}; IVUS calcium score of Zhang et al., "
+        "Circ Cardiovasc Interv 2021;14:e010296",
+    )
+    return PageHeader(title=DOCUMENT_TITLE, lines=lines)
+
+
+def produce_outputs(loaded: LoadedLike, analysis: PullbackAnalysis,
+                    parameters: Mapping[str, object] | None = None,
+                    now: dt.datetime | None = None) -> Outputs:
+    """Score every lesion and build the SR, the PDF and the JSON summary.
+
+    Parameters
+    ----------
+    loaded : LoadedPullback
+        ``srservice.dicomio.LoadedPullback`` (header, SOP Instance UID, frames).
+    analysis : PullbackAnalysis
+        Result of ``analyze_pullback``.
+    parameters : mapping, optional
+        Algorithm parameters for TID 4019 (default: ``AnalysisParameters().as_dict()``).
+    now : datetime, optional
+        Creation time of the PDF instance (tests pin it).
+
+    Returns
+    -------
+    Outputs
+        SR and PDF datasets (with file meta) and the summary dictionary.
+    """
+    scores = scores_for(analysis)
+    params = dict(parameters) if parameters is not None else default_parameters()
+    header = loaded.header
+    sr = build_sr(header, analysis, scores, params)
+    texts = statements(analysis, scores)
+    pdf_bytes = render_pdf(page_header(header), analysis, scores, texts, loaded.pullback.frames)
+    pdf = build_pdf_dataset(header, pdf_bytes, now=now)
+    return Outputs(sr=sr, pdf=pdf, summary=summary(loaded.sop_instance_uid, analysis, scores))
+
+
+__all__ = ["Outputs", "produce_outputs"]

@@ -1,0 +1,237 @@
+"""The one-page visual report (PDF bytes) drawn with matplotlib's PDF backend, no network.
+
+No pyplot: a bare :class:`matplotlib.figure.Figure` is drawn into :class:`PdfPages`, so no GUI
+backend and no global state are involved.
+
+Page (A4 portrait): patient/study header; the score table with every component, its measured
+value, threshold and points; the recommendation, the caveats and the decision-support
+disclaimer; calcium arc (superficial and deep) and lumen / EEM area along the pullback in mm
+with the 270-degree line and the counted > 270-degree run highlighted; the maximum calcium
+frame with lumen, EEM and calcium arc drawn over it.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
+
+from srservice.analysis.types import FrameMeasurement, PullbackAnalysis
+from srservice.reporting.overlay import arc_polylines, closed
+from srservice.scoring import IvusCalciumScore, ScoreComponent
+
+A4 = (8.27, 11.69)
+SUPERFICIAL = "#d62728"
+DEEP = "#ff9f40"
+LUMEN = "#17becf"
+VESSEL = "#e8d21d"
+
+
+@dataclass(frozen=True)
+class PageHeader:
+    """What the header says (all already formatted strings)."""
+
+    title: str
+    lines: tuple[str, ...]
+
+
+def _fmt_value(c: ScoreComponent) -> str:
+    if not c.assessable or c.value is None:
+        return "not assessable"
+    if isinstance(c.value, bool):
+        return "yes" if c.value else "no"
+    return f"{c.value:.2f} {c.unit or ''}".strip()
+
+
+def _key_frame(analysis: PullbackAnalysis, scores: Sequence[IvusCalciumScore]) -> int | None:
+    """Maximum calcium frame of the highest-scoring lesion.
+
+    Without lesions: the assessable frame with the largest calcium arc (the middle frame when
+    there is no calcium at all), None when no frame is assessable.
+    """
+    if not analysis.lesions:
+        usable = [f for f in analysis.frames if f.assessable]
+        if not usable:
+            return None
+        middle = usable[len(usable) // 2]
+        most = max(usable, key=lambda f: f.calcium_arc_deg)
+        return most.frame if most.calcium_arc_deg > 0 else middle.frame
+    best = max(range(len(scores)),
+               key=lambda i: (scores[i].maximum_total, scores[i].max_superficial_calcium_arc_deg))
+    return analysis.lesions[best].max_calcium_frame
+
+
+def _table(ax: Axes, analysis: PullbackAnalysis, scores: Sequence[IvusCalciumScore]) -> None:
+    ax.axis("off")
+    rows: list[list[str]] = []
+    for i, (lesion, score) in enumerate(zip(analysis.lesions, scores, strict=True), start=1):
+        seg = f"{i}: frames {lesion.start_frame}-{lesion.end_frame}"
+        for c in score.components:
+            rows.append([seg, c.label, _fmt_value(c), c.threshold,
+                         "-" if c.points is None else str(c.points)])
+            seg = ""
+        total = (str(score.total) if score.total is not None
+                 else f"{score.minimum_total}-{score.maximum_total}")
+        arc = f"max. arc {score.max_superficial_calcium_arc_deg:.0f}°"
+        rows.append(["", "IVUS calcium score", arc, "≥ 2: modify Ca", total])
+    if not rows:
+        rows = [["-", "No calcified segment", "-", "-", "0"]]
+    if len(rows) > 16:   # keep one page: summarise the remaining segments
+        rows = [*rows[:15], ["...", f"{len(analysis.lesions)} segments in total; see the SR",
+                             "", "", ""]]
+    table = ax.table(cellText=rows,
+                     colLabels=["Segment", "Component", "Measured", "Threshold", "Points"],
+                     colWidths=[0.16, 0.27, 0.20, 0.29, 0.08],
+                     bbox=Bbox.from_bounds(0.0, 0.0, 1.0, 1.0),
+                     cellLoc="left")
+    table.auto_set_font_size(False)
+    table.set_fontsize(7.5)
+    for (r, _), cell in table.get_celld().items():
+        cell.set_linewidth(0.3)
+        if r == 0:
+            cell.set_text_props(weight="bold")
+            cell.set_facecolor("#e6e6e6")
+        elif rows[r - 1][1] == "IVUS calcium score":
+            cell.set_text_props(weight="bold")
+
+
+def _profiles(ax_arc: Axes, ax_area: Axes, analysis: PullbackAnalysis) -> None:
+    fr = np.array([f.frame for f in analysis.frames], dtype=np.float64)
+    spacing = analysis.frame_spacing_mm
+    x = (fr - 1.0) * spacing if spacing else fr
+    xlabel = "Distance from first frame (mm)" if spacing else "Frame number (frame spacing unknown)"
+    sup = np.array([f.superficial_calcium_arc_deg for f in analysis.frames])
+    tot = np.array([f.calcium_arc_deg for f in analysis.frames])
+    ax_arc.fill_between(x, 0, tot, step="mid", color=DEEP, alpha=0.6, label="calcium, any depth")
+    ax_arc.fill_between(x, 0, sup, step="mid", color=SUPERFICIAL, alpha=0.8,
+                        label="superficial calcium")
+    ax_arc.axhline(270, color="k", lw=0.8, ls="--", label="270°")
+    for lesion in analysis.lesions:
+        if lesion.over_270_start_frame is not None and lesion.over_270_end_frame is not None:
+            a, b = lesion.over_270_start_frame, lesion.over_270_end_frame
+            lo, hi = ((a - 1.5) * spacing, (b - 0.5) * spacing) if spacing else (a - .5, b + .5)
+            ax_arc.axvspan(lo, hi, color="#7f3fbf", alpha=0.18, lw=0)
+            label = (f"> 270°: {lesion.length_superficial_calcium_over_270_mm:.1f} mm"
+                     if lesion.length_superficial_calcium_over_270_mm is not None
+                     else "> 270° run")
+            ax_arc.text((lo + hi) / 2, 392, label, ha="center", va="top", fontsize=6.5,
+                        color="#5b2a91", bbox={"fc": "white", "ec": "none", "pad": 0.5})
+        m = (lesion.max_calcium_frame - 1.0) * spacing if spacing else lesion.max_calcium_frame
+        ax_arc.axvline(m, color="#444444", lw=0.6, ls=":")
+    ax_arc.set_ylim(0, 410)
+    ax_arc.set_yticks([0, 90, 180, 270, 360])
+    ax_arc.set_ylabel("Calcium arc (°)", fontsize=8)
+    ax_arc.legend(fontsize=6.5, loc="upper right", ncol=3, frameon=False,
+                  bbox_to_anchor=(1.0, 1.17))
+    lumen = np.array([np.nan if f.lumen_area_mm2 is None else f.lumen_area_mm2
+                      for f in analysis.frames])
+    eem = np.array([np.nan if f.eem_area_mm2 is None else f.eem_area_mm2
+                    for f in analysis.frames])
+    if np.isfinite(lumen).any() or np.isfinite(eem).any():
+        ax_area.plot(x, eem, color="#8c6d00", lw=1.0, label="EEM area")
+        ax_area.plot(x, lumen, color="#0b7a86", lw=1.0, label="lumen area")
+        ax_area.set_ylabel("Area (mm²)", fontsize=8)
+        ax_area.legend(fontsize=6.5, loc="upper right", frameon=False)
+    else:
+        ax_area.text(0.5, 0.5, "Areas not measured (pixel spacing unknown)",
+                     transform=ax_area.transAxes, ha="center", va="center", fontsize=8)
+        ax_area.set_yticks([])
+    ax_area.set_xlabel(xlabel, fontsize=8)
+    for ax in (ax_arc, ax_area):
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.25, lw=0.4)
+        if len(x):
+            ax.set_xlim(float(x.min()), float(x.max()))
+
+
+def _frame_image(ax: Axes, pixels: np.ndarray | None, frame: FrameMeasurement | None,
+                 pixel_spacing_mm: float | None, title: str) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if pixels is None or frame is None:
+        ax.text(0.5, 0.5, "No assessable frame to show", ha="center", va="center",
+                transform=ax.transAxes, fontsize=9)
+        return
+    ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    if frame.lumen_contour is not None:
+        p = closed(frame.lumen_contour)
+        ax.plot(p[:, 0], p[:, 1], color=LUMEN, lw=1.0, label="lumen")
+    if frame.eem_contour is not None:
+        p = closed(frame.eem_contour)
+        ax.plot(p[:, 0], p[:, 1], color=VESSEL, lw=1.0, label="EEM")
+    deep = frame.calcium_mask & ~frame.superficial_calcium_mask
+    for mask, color, name in ((frame.superficial_calcium_mask, SUPERFICIAL, "superficial Ca"),
+                              (deep, DEEP, "deep Ca")):
+        for k, (pts, _) in enumerate(arc_polylines(frame, pixel_spacing_mm, mask)):
+            ax.plot(pts[:, 0], pts[:, 1], color=color, lw=2.2, label=name if k == 0 else None)
+    ax.plot(*frame.center, marker="+", color="white", ms=6, mew=0.8)
+    ax.legend(fontsize=6.5, loc="lower right", framealpha=0.6)
+    ax.set_title(f"{title}: frame {frame.frame}  (superficial arc "
+                 f"{frame.superficial_calcium_arc_deg:.0f}°, any depth "
+                 f"{frame.calcium_arc_deg:.0f}°)", fontsize=7.5)
+
+
+def render_pdf(header: PageHeader, analysis: PullbackAnalysis,
+               scores: Sequence[IvusCalciumScore], statements: Sequence[str],
+               frames: np.ndarray | None) -> bytes:
+    """Draw the one-page report and return the PDF bytes (deterministic: no creation date).
+
+    Parameters
+    ----------
+    header : PageHeader
+        Title and formatted patient / study lines.
+    analysis : PullbackAnalysis
+        Measurements along the pullback.
+    scores : sequence of IvusCalciumScore
+        One per lesion.
+    statements : sequence of str
+        Disclaimer, recommendations and caveats (:func:`srservice.reporting.sr.statements`).
+    frames : numpy.ndarray or None
+        ``(n, rows, cols)`` uint8 pullback pixels for the key-frame image.
+    """
+    fig = Figure(figsize=A4)
+    fig.text(0.05, 0.965, header.title, fontsize=13, weight="bold", va="top")
+    fig.text(0.05, 0.94, "\n".join(header.lines), fontsize=7.5, va="top", family="monospace",
+             linespacing=1.35)
+    n_rows = max(1, sum(len(s.components) + 1 for s in scores))
+    table_h = 0.0165 * (min(n_rows, 16) + 1)
+    top = 0.875
+    _table(fig.add_axes((0.05, top - table_h, 0.9, table_h)), analysis, scores)
+    y = top - table_h - 0.012
+    wrapped = [textwrap.fill(s, 140) for s in statements[1:]]
+    body = "\n".join(wrapped)
+    n_lines = body.count("\n") + 1 if body else 0
+    fig.text(0.05, y, body, fontsize=7, va="top", linespacing=1.3)
+    y -= 0.0125 * n_lines + 0.008
+    fig.text(0.05, y, statements[0] if statements else "", fontsize=8, weight="bold",
+             va="top", color="#a00000")
+    y -= 0.012
+    bottom_img = 0.035
+    img_h = max(0.18, min(0.33, y - 0.30 - bottom_img))
+    plot_top = y - 0.02
+    plot_bottom = bottom_img + img_h + 0.06
+    plot_h = max(0.12, plot_top - plot_bottom)
+    ax_arc = fig.add_axes((0.1, plot_bottom + plot_h * 0.52, 0.86, plot_h * 0.44))
+    ax_area = fig.add_axes((0.1, plot_bottom, 0.86, plot_h * 0.40), sharex=ax_arc)
+    ax_arc.tick_params(labelbottom=False)
+    _profiles(ax_arc, ax_area, analysis)
+    key = _key_frame(analysis, scores)
+    frame = next((f for f in analysis.frames if f.frame == key), None)
+    pixels = None
+    if frames is not None and key is not None and 1 <= key <= len(frames):
+        pixels = np.asarray(frames[key - 1])
+    _frame_image(fig.add_axes((0.25, bottom_img, 0.5, img_h)), pixels, frame,
+                 analysis.pixel_spacing_mm,
+                 "Maximum calcium site" if analysis.lesions else "No calcified segment")
+    buf = io.BytesIO()
+    with PdfPages(buf, metadata={"CreationDate": None, "Producer": "srservice",
+                                 "Creator": "srservice", "Title": header.title}) as pdf:
+        pdf.savefig(fig)
+    return buf.getvalue()

@@ -1,0 +1,273 @@
+"""TID 1500 Imaging Measurement Report (Comprehensive 3D SR) built with highdicom.
+
+Content tree (PS3.16 TID 1500, built by :class:`highdicom.sr.MeasurementReport`):
+
+- Observation context with the algorithm as device observer (TID 1004), procedure reported
+  SCT 241466007 "Intravascular ultrasound", an Image Library (TID 1600) referencing the source
+  IVUS instance.
+- Per calcified segment one TID 1501 group (tracking identifier + UID, finding type SCT
+  237897009 "Vascular calcification", algorithm identification TID 4019): maximum superficial
+  calcium arc (DCM 122355), length of > 270-degree superficial calcium and calcified segment
+  length (DCM 122341 with a method), mean EEM diameter (DCM 122330), EEM area (DCM 122333) and
+  lumen area (SCT 397415007) at the maximum calcium site, the IVUS calcium score and its
+  components (private scheme ``99SRSVC``), circumferential calcium, calcified nodule,
+  recommendation, derivation-population and completeness flags.
+- Per segment TID 1410 planar ROI groups on the maximum calcium frame (one referenced frame
+  number each): lumen and EEM contours and one group per calcium arc piece, all closed or open
+  POLYLINEs (SCOORD, PS3.3 C.18.6) so viewers such as OHIF can draw them.
+- A "Qualitative Evaluations" container (UMLS C0034375, TID 1500 row 9) with TEXT items: the
+  decision-support disclaimer, recommendation sentences, "outside derivation population"
+  statements and everything that could not be measured.
+
+Verification Flag UNVERIFIED, Completion Flag COMPLETE; patient and study are copied from the
+source by highdicom; Series / SOP Instance UIDs come from :mod:`srservice.reporting.uids`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import highdicom as hd
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+
+from srservice import ALGORITHM_NAME, ALGORITHM_VERSION
+from srservice.analysis.types import FrameMeasurement, LesionFeatures, PullbackAnalysis
+from srservice.reporting import codes as c
+from srservice.reporting.overlay import arc_polylines, closed
+from srservice.reporting.uids import derived_uid
+from srservice.scoring import DISCLAIMER, IvusCalciumScore, highest_total
+
+SR_SERIES_NUMBER = 990
+MANUFACTURER = "srservice"
+QUALITATIVE_EVALUATIONS = Code("C0034375", "UMLS", "Qualitative Evaluations")
+
+
+def algorithm_identification(
+        parameters: Mapping[str, object] | None) -> hd.sr.AlgorithmIdentification:
+    """TID 4019 Algorithm Identification with ``key=value`` parameters."""
+    params = [f"{k}={v}" for k, v in sorted((parameters or {}).items())]
+    return hd.sr.AlgorithmIdentification(name=ALGORITHM_NAME, version=ALGORITHM_VERSION,
+                                         parameters=params or None)
+
+
+def _frame_ref(header: Dataset, frame: int) -> hd.sr.SourceImageForMeasurement:
+    return hd.sr.SourceImageForMeasurement(header.SOPClassUID, header.SOPInstanceUID, [frame])
+
+
+def _measurement(name: Code, value: float | int, unit: Code, *, method: Code | None = None,
+                 derivation: Code | None = None,
+                 refs: Sequence[hd.sr.SourceImageForMeasurement] | None = None,
+                 ) -> hd.sr.Measurement:
+    value = value if isinstance(value, int) else float(value)
+    return hd.sr.Measurement(name=name, value=value, unit=unit, method=method,
+                             derivation=derivation,
+                             referenced_images=list(refs) if refs else None)
+
+
+def _lesion_group(header: Dataset, index: int, lesion: LesionFeatures, score: IvusCalciumScore,
+                  frame: FrameMeasurement | None, algo: hd.sr.AlgorithmIdentification,
+                  ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    at_max = [_frame_ref(header, lesion.max_calcium_frame)]
+    m: list[hd.sr.Measurement] = [
+        _measurement(c.ARC_OF_CALCIUM, lesion.max_superficial_calcium_arc_deg, c.DEG,
+                     method=c.METHOD_SUPERFICIAL_ARC, derivation=c.MAXIMUM, refs=at_max)]
+    if frame is not None:
+        m.append(_measurement(c.ARC_OF_CALCIUM, frame.calcium_arc_deg, c.DEG,
+                              method=c.METHOD_ANY_DEPTH_ARC, refs=at_max))
+    if lesion.length_superficial_calcium_over_270_mm is not None:
+        m.append(_measurement(c.CALCIUM_LENGTH, lesion.length_superficial_calcium_over_270_mm,
+                              c.MM, method=c.METHOD_OVER_270_RUN))
+    if lesion.calcium_length_mm is not None:
+        m.append(_measurement(c.CALCIUM_LENGTH, lesion.calcium_length_mm, c.MM,
+                              method=c.METHOD_SEGMENT_EXTENT))
+    if lesion.vessel_diameter_at_max_calcium_mm is not None:
+        m.append(_measurement(c.EEM_DIAMETER, lesion.vessel_diameter_at_max_calcium_mm, c.MM,
+                              derivation=c.MEAN, refs=at_max))
+    if frame is not None and frame.eem_area_mm2 is not None:
+        m.append(_measurement(c.EEM_AREA, frame.eem_area_mm2, c.MM2, refs=at_max))
+    if lesion.lumen_area_at_max_calcium_mm2 is not None:
+        m.append(_measurement(c.LUMEN_AREA, lesion.lumen_area_at_max_calcium_mm2, c.MM2,
+                              refs=at_max))
+    m.append(_measurement(c.EEM_INTERPOLATED_FRACTION,
+                          100.0 * lesion.eem_interpolated_fraction_at_max_calcium, c.PERCENT,
+                          refs=at_max))
+    if score.total is not None:
+        m.append(_measurement(c.IVUS_CALCIUM_SCORE, score.total, c.POINTS))
+    else:
+        m.append(_measurement(c.IVUS_CALCIUM_SCORE_MINIMUM, score.minimum_total, c.POINTS))
+        m.append(_measurement(c.IVUS_CALCIUM_SCORE_MAXIMUM, score.maximum_total, c.POINTS))
+    q: list[hd.sr.QualitativeEvaluation] = []
+    for comp in score.components:
+        if comp.points is not None:
+            m.append(_measurement(c.COMPONENT_CODES[comp.name], comp.points, c.POINTS))
+        else:
+            q.append(hd.sr.QualitativeEvaluation(c.COMPONENT_CODES[comp.name], c.NOT_ASSESSABLE))
+    q += [
+        hd.sr.QualitativeEvaluation(c.CIRCUMFERENTIAL_CALCIUM,
+                                    c.yes_no(bool(score.component("circumferential_calcium")
+                                                  .value))),
+        hd.sr.QualitativeEvaluation(c.CALCIFIED_NODULE, c.yes_no(lesion.calcified_nodule)),
+        hd.sr.QualitativeEvaluation(
+            c.CALCIUM_MODIFICATION_RECOMMENDED,
+            c.NOT_ASSESSABLE if score.calcium_modification_recommended is None
+            else c.yes_no(score.calcium_modification_recommended)),
+        hd.sr.QualitativeEvaluation(c.OUTSIDE_DERIVATION_POPULATION,
+                                    c.yes_no(score.outside_derivation_population)),
+        hd.sr.QualitativeEvaluation(c.SCORE_COMPLETE, c.yes_no(score.total is not None)),
+    ]
+    tracking = hd.sr.TrackingIdentifier(
+        uid=derived_uid(header.SOPInstanceUID, f"lesion-{index}"),
+        identifier=f"Calcified segment {index} (frames {lesion.start_frame}-{lesion.end_frame})")
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=tracking, finding_type=c.VASCULAR_CALCIFICATION, algorithm_id=algo,
+        measurements=m, qualitative_evaluations=q)
+
+
+def _roi_group(header: Dataset, uid_purpose: str, label: str, points: np.ndarray, frame: int,
+               finding: Code, measurements: list[hd.sr.Measurement],
+               algo: hd.sr.AlgorithmIdentification,
+               ) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
+    region = hd.sr.ImageRegion(
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+        graphic_data=np.asarray(points, dtype=np.float64),
+        source_image=hd.sr.SourceImageForRegion(header.SOPClassUID, header.SOPInstanceUID,
+                                                [frame]),
+        pixel_origin_interpretation=hd.sr.PixelOriginInterpretationValues.FRAME)
+    tracking = hd.sr.TrackingIdentifier(uid=derived_uid(header.SOPInstanceUID, uid_purpose),
+                                        identifier=label)
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=tracking, referenced_region=region, finding_type=finding,
+        algorithm_id=algo, measurements=measurements or None)
+
+
+def _roi_groups(header: Dataset, index: int, frame: FrameMeasurement,
+                pixel_spacing_mm: float | None, algo: hd.sr.AlgorithmIdentification,
+                ) -> list[hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations]:
+    n = frame.frame
+    ref = [_frame_ref(header, n)]
+    groups = []
+    if frame.lumen_contour is not None and len(frame.lumen_contour) >= 3:
+        meas = ([] if frame.lumen_area_mm2 is None else
+                [_measurement(c.LUMEN_AREA, frame.lumen_area_mm2, c.MM2, refs=ref)])
+        groups.append(_roi_group(header, f"lesion-{index}-lumen",
+                                 f"Segment {index}: lumen contour, frame {n}",
+                                 closed(frame.lumen_contour), n, c.LUMEN_OF_ARTERY, meas, algo))
+    if frame.eem_contour is not None and len(frame.eem_contour) >= 3:
+        meas = []
+        if frame.eem_area_mm2 is not None:
+            meas.append(_measurement(c.EEM_AREA, frame.eem_area_mm2, c.MM2, refs=ref))
+        if frame.eem_mean_diameter_mm is not None:
+            meas.append(_measurement(c.EEM_DIAMETER, frame.eem_mean_diameter_mm, c.MM,
+                                     derivation=c.MEAN, refs=ref))
+        groups.append(_roi_group(header, f"lesion-{index}-eem",
+                                 f"Segment {index}: EEM contour, frame {n}",
+                                 closed(frame.eem_contour), n, c.EEM, meas, algo))
+    for k, (pts, arc) in enumerate(arc_polylines(frame, pixel_spacing_mm), start=1):
+        meas = [_measurement(c.ARC_OF_CALCIUM, arc, c.DEG, method=c.METHOD_ANY_DEPTH_ARC,
+                             refs=ref)]
+        groups.append(_roi_group(header, f"lesion-{index}-arc-{k}",
+                                 f"Segment {index}: calcium arc {k}, frame {n}", pts, n,
+                                 c.VASCULAR_CALCIFICATION, meas, algo))
+    return groups
+
+
+def _summary_group(header: Dataset, scores: Sequence[IvusCalciumScore],
+                   algo: hd.sr.AlgorithmIdentification,
+                   ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """Pullback-level group: the highest segment score (0 when nothing is calcified)."""
+    best = highest_total(scores)
+    m = [] if best is None else [_measurement(c.IVUS_CALCIUM_SCORE, best, c.POINTS)]
+    decided = [s.calcium_modification_recommended for s in scores]
+    if any(d is True for d in decided):
+        rec: Code = c.YES
+    elif all(d is False for d in decided):
+        rec = c.NO
+    else:
+        rec = c.NOT_ASSESSABLE
+    q = [hd.sr.QualitativeEvaluation(c.CALCIUM_MODIFICATION_RECOMMENDED, rec),
+         hd.sr.QualitativeEvaluation(c.SCORE_COMPLETE, c.yes_no(best is not None))]
+    tracking = hd.sr.TrackingIdentifier(uid=derived_uid(header.SOPInstanceUID, "pullback"),
+                                        identifier="Whole pullback (highest segment score)")
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=tracking, algorithm_id=algo, measurements=m or None,
+        qualitative_evaluations=q, source_images=[
+            hd.sr.SourceImageForMeasurementGroup(header.SOPClassUID, header.SOPInstanceUID)])
+
+
+def statements(analysis: PullbackAnalysis, scores: Sequence[IvusCalciumScore]) -> list[str]:
+    """All sentences the reports carry: disclaimer, recommendations, caveats, missing values."""
+    out = [DISCLAIMER]
+    if not analysis.lesions:
+        out.append("No calcified segment found: IVUS calcium score 0; the score does not call "
+                   "for calcium modification.")
+    for i, (lesion, score) in enumerate(zip(analysis.lesions, scores, strict=True), start=1):
+        prefix = f"Segment {i} (frames {lesion.start_frame}-{lesion.end_frame}): "
+        out.append(prefix + score.recommendation)
+        out += [prefix + s for s in score.statements]
+    out += [f"Not measured: {reason}" for reason in analysis.not_assessable]
+    return out
+
+
+def build_sr(header: Dataset, analysis: PullbackAnalysis, scores: Sequence[IvusCalciumScore],
+             parameters: Mapping[str, object] | None = None) -> hd.sr.Comprehensive3DSR:
+    """Build the TID 1500 Comprehensive 3D SR for one analysed pullback.
+
+    Parameters
+    ----------
+    header : pydicom.dataset.Dataset
+        The source IVUS dataset (pixel data not needed): patient, study and references.
+    analysis : PullbackAnalysis
+        Per-frame measurements and lesions.
+    scores : sequence of IvusCalciumScore
+        One score per lesion, in the order of ``analysis.lesions``.
+    parameters : mapping, optional
+        Algorithm parameters (``AnalysisParameters.as_dict()``), written into TID 4019.
+
+    Returns
+    -------
+    highdicom.sr.Comprehensive3DSR
+        Valid SR (highdicom validates while building), UIDs derived deterministically.
+    """
+    # Parameters once (pullback group); the other groups name the algorithm and version only.
+    algo_full = algorithm_identification(parameters)
+    algo = algorithm_identification(None)
+    by_frame = {f.frame: f for f in analysis.frames}
+    groups: list[hd.sr.MeasurementsAndQualitativeEvaluations
+                 | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations] = []
+    for i, (lesion, score) in enumerate(zip(analysis.lesions, scores, strict=True), start=1):
+        frame = by_frame.get(lesion.max_calcium_frame)
+        groups.append(_lesion_group(header, i, lesion, score, frame, algo))
+        if frame is not None and frame.assessable:
+            groups.extend(_roi_groups(header, i, frame, analysis.pixel_spacing_mm, algo))
+    groups.insert(0, _summary_group(header, scores, algo_full))
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=derived_uid(ALGORITHM_NAME, "device-observer"), name=ALGORITHM_NAME,
+            manufacturer_name=MANUFACTURER, model_name=ALGORITHM_VERSION))
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=c.IVUS_PROCEDURE,
+        imaging_measurements=groups,
+        title=codes.cid7021.ImagingMeasurementReport,
+        referenced_images=[header])
+    texts = hd.sr.ContainerContentItem(name=QUALITATIVE_EVALUATIONS,
+                                       relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+    texts.ContentSequence = hd.sr.ContentSequence([
+        hd.sr.TextContentItem(name=c.FINDING, value=text,
+                              relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+        for text in statements(analysis, scores)])
+    report[0].ContentSequence.append(texts)
+    sop_uid = header.SOPInstanceUID
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=[header], content=report,
+        series_instance_uid=derived_uid(sop_uid, "sr-series"), series_number=SR_SERIES_NUMBER,
+        sop_instance_uid=derived_uid(sop_uid, "sr-instance"), instance_number=1,
+        manufacturer=MANUFACTURER, is_complete=True, is_final=True, is_verified=False,
+        series_description="IVUS calcium score (automated, unverified)")
+    sr.CodingSchemeIdentificationSequence = [c.coding_scheme_identification()]
+    return sr
+

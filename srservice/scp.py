@@ -1,0 +1,473 @@
+"""The DICOM listener: Verification and Storage SCP (pynetdicom) writing to the durable spool.
+
+Behaviour (details and status table in ``docs/conformance.md``):
+
+- Association checks in ``EVT_REQUESTED`` (PS3.8 Section 7.1.1.9 / Table 9-21 reasons): called
+  AE title (1-1-7 "called-AE-title-not-recognized"), calling AE allow-list with optional host
+  (1-1-3 "calling-AE-title-not-recognized"); pynetdicom enforces ``max_associations``
+  (2-3-2 "local-limit-exceeded").
+- Storage: every storage SOP class is negotiated (pynetdicom's unrestricted storage
+  service, which accepts the first transfer syntax proposed, so data is stored as received);
+  :data:`ANALYSED_SOP_CLASSES` are always stored; the others follow ``non_ivus_policy``.
+- The data set is received chunk by chunk to ``<spool>/incoming`` (bounded memory), checked,
+  written as a Part 10 file and published atomically by :class:`srservice.store.Spool`, then
+  ``on_stored`` runs, and only then is Success answered. No exception leaves the handler:
+  each failure maps to its own status through :func:`srservice.errors.dimse_status_for`.
+- Optional DICOM TLS (PS3.15 B.9); the TLS handshake runs in the connection's thread with the
+  ACSE timeout so a silent client cannot block the accept loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import tempfile
+import threading
+import weakref
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydicom import uid as tsuid
+from pynetdicom import AE, _config, dimse_messages, evt
+from pynetdicom.dul import DULServiceProvider
+from pynetdicom.events import Event
+from pynetdicom.transport import ThreadedAssociationServer
+
+from srservice.audit import AuditLog
+from srservice.config import Settings
+from srservice.errors import (
+    OutOfResourcesError,
+    SrServiceError,
+    UnsupportedObjectError,
+    dimse_status_for,
+    reason_for,
+)
+from srservice.store import Spool, StoredInstance
+from srservice.tlsconfig import server_context
+
+LOGGER = logging.getLogger(__name__)
+
+OnStored = Callable[[StoredInstance], None]
+
+#: SOP classes always stored and handed to ``on_stored``: Ultrasound Multi-frame Image and
+#: Ultrasound Image Storage (IVUS, PS3.3 A.7/A.6), their retired predecessors, and both
+#: Intravascular OCT Image Storage classes (PS3.3 A.66), stored now and analysed later.
+ANALYSED_SOP_CLASSES: frozenset[str] = frozenset({
+    "1.2.840.10008.5.1.4.1.1.3.1",  # Ultrasound Multi-frame Image Storage
+    "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image Storage
+    "1.2.840.10008.5.1.4.1.1.3",  # Ultrasound Multi-frame Image Storage (Retired)
+    "1.2.840.10008.5.1.4.1.1.6",  # Ultrasound Image Storage (Retired)
+    "1.2.840.10008.5.1.4.1.1.14.1",  # Intravascular OCT Image Storage - For Presentation
+    "1.2.840.10008.5.1.4.1.1.14.2",  # Intravascular OCT Image Storage - For Processing
+})
+
+#: Transfer syntaxes listed for the analysed classes (PS3.5 Section 10 and Annex A). With the
+#: unrestricted storage service pynetdicom accepts whichever one the sender proposes first.
+TRANSFER_SYNTAXES: tuple[str, ...] = (
+    tsuid.ExplicitVRLittleEndian, tsuid.ImplicitVRLittleEndian,
+    tsuid.DeflatedExplicitVRLittleEndian, tsuid.ExplicitVRBigEndian,
+    tsuid.JPEGBaseline8Bit, tsuid.JPEGExtended12Bit, tsuid.JPEGLossless, tsuid.JPEGLosslessSV1,
+    tsuid.JPEGLSLossless, tsuid.JPEGLSNearLossless, tsuid.JPEG2000Lossless, tsuid.JPEG2000,
+    tsuid.RLELossless, tsuid.HTJ2KLossless, tsuid.HTJ2KLosslessRPCL, tsuid.HTJ2K,
+)
+
+#: Verification SOP Class (PS3.4 Annex A).
+VERIFICATION = "1.2.840.10008.1.1"
+
+# A-ASSOCIATE-RJ (result, source, reason), PS3.8 Table 9-21.
+_RJ_CALLING_AE = (0x01, 0x01, 0x03)
+_RJ_CALLED_AE = (0x01, 0x01, 0x07)
+
+# --- chunked receive into the spool's filesystem ------------------------------------------
+_SPOOLS: weakref.WeakKeyDictionary[AE, Spool] = weakref.WeakKeyDictionary()
+_ORIGINAL_TEMPFILE: Any = getattr(dimse_messages, "NamedTemporaryFile")  # noqa: B009
+_HOOK_LOCK = threading.Lock()
+
+
+class ReceiveFile:
+    """File object pynetdicom writes a C-STORE data set into (``STORE_RECV_CHUNKED_DATASET``).
+
+    Lives in ``<spool>/incoming``. A write error (disk full) is remembered instead of raised,
+    the partial file is truncated to free the space, and the store handler answers 0xA700;
+    pynetdicom would otherwise abort the association without a status.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        fd, name = tempfile.mkstemp(dir=directory, suffix=".dcm")
+        self._fd: int | None = fd
+        self.name = name
+        self.file = self  # pynetdicom calls ``.file.flush()``
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        """Append ``data`` (all of it) unless an earlier write failed."""
+        if self._fd is not None and self.error is None:
+            view = memoryview(data)
+            try:
+                while view:
+                    view = view[os.write(self._fd, view):]
+            except OSError as exc:
+                self.error = exc
+                try:
+                    os.ftruncate(self._fd, 0)  # give the space back at once
+                except OSError:
+                    LOGGER.warning("cannot truncate partial receive file %s", self.name)
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing to flush: writes are unbuffered."""
+
+    def close(self) -> None:
+        """Close the descriptor (idempotent)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def discard(self) -> None:
+        """Close and delete the file (an association ended mid-transfer)."""
+        self.close()
+        Path(self.name).unlink(missing_ok=True)
+
+
+def _receive_file_factory(*args: Any, **kwargs: Any) -> Any:
+    """Stand-in for ``NamedTemporaryFile`` in :mod:`pynetdicom.dimse_messages`.
+
+    pynetdicom decodes P-DATA in the association's DUL thread; for our AEs the file goes to
+    the spool's ``incoming`` directory, for any other AE the original behaviour is kept.
+    """
+    thread = threading.current_thread()
+    assoc = thread.assoc if isinstance(thread, DULServiceProvider) else None
+    spool = _SPOOLS.get(assoc.ae) if assoc is not None else None
+    if spool is None:
+        return _ORIGINAL_TEMPFILE(*args, **kwargs)
+    return ReceiveFile(spool.incoming_dir)
+
+
+def _install_receive_hook() -> None:
+    with _HOOK_LOCK:
+        _config.STORE_RECV_CHUNKED_DATASET = True
+        _config.UNRESTRICTED_STORAGE_SERVICE = True
+        setattr(dimse_messages, "NamedTemporaryFile", _receive_file_factory)  # noqa: B010
+
+
+# --- server with the TLS handshake off the accept loop -------------------------------------
+class SrServer(ThreadedAssociationServer):
+    """Association server whose TLS handshake runs in the per-connection thread."""
+
+    handshake_timeout: float = 30.0
+    audit: AuditLog | None = None
+    owns_audit: bool = False
+
+    def shutdown(self) -> None:
+        """Stop accepting, wait for the associations to end, close the audit file we opened."""
+        super().shutdown()
+        if self.audit is not None:
+            self.audit.event("listener-stopped", port=int(self.server_address[1]))
+            if self.owns_audit:
+                self.audit.close()
+
+    def get_request(self) -> tuple[Any, tuple[str, int]]:
+        """Accept a connection; wrap it for TLS without handshaking yet."""
+        assert self.socket is not None
+        client, address = self.socket.accept()
+        if self.ssl_context is not None:
+            client = self.ssl_context.wrap_socket(client, server_side=True,
+                                                  do_handshake_on_connect=False)
+        return client, address
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Finish the TLS handshake (bounded by the ACSE timeout), then serve."""
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.settimeout(self.handshake_timeout)
+                request.do_handshake()
+                request.settimeout(None)
+            except OSError as exc:  # ssl.SSLError and socket.timeout are OSErrors
+                if self.audit is not None:
+                    self.audit.event("association-rejected", peer_host=str(client_address[0]),
+                                     reason=f"TLS handshake failed: {type(exc).__name__}")
+                self.shutdown_request(request)
+                return
+        super().process_request_thread(request, client_address)
+
+
+# --- handlers --------------------------------------------------------------------------------
+def _peer(event: Event) -> tuple[str, str, str]:
+    """Return (calling AE, called AE, peer host) of an event's association."""
+    assoc = event.assoc
+    rq = assoc.requestor
+    # The A-ASSOCIATE-RQ primitive holds both titles from EVT_REQUESTED on (the requestor's
+    # ae_title attribute is only filled in during negotiation).
+    prim = rq.primitive
+    calling = str(prim.calling_ae_title) if prim is not None else rq.ae_title
+    called = str(prim.called_ae_title) if prim is not None else ""
+    try:
+        host = rq.address
+    except ValueError:
+        host = ""
+    return calling.strip(), called.strip(), host
+
+
+def _shown_uid(value: object) -> str:
+    text = str(value) if value is not None else ""
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class Listener:
+    """Event handlers of one listener; bound through ``evt_handlers``."""
+
+    def __init__(self, settings: Settings, on_stored: OnStored, spool: Spool,
+                 audit: AuditLog) -> None:
+        self.settings = settings
+        self.on_stored = on_stored
+        self.spool = spool
+        self.audit = audit
+
+    def handlers(self) -> list[Any]:
+        """Return the ``evt_handlers`` list for :meth:`pynetdicom.AE.start_server`."""
+        return [
+            (evt.EVT_REQUESTED, self.on_requested),
+            (evt.EVT_ACCEPTED, self.on_accepted),
+            (evt.EVT_REJECTED, self.on_rejected),
+            (evt.EVT_RELEASED, self.on_released),
+            (evt.EVT_ABORTED, self.on_aborted),
+            (evt.EVT_CONN_CLOSE, self.on_conn_close),
+            (evt.EVT_C_ECHO, self.on_echo),
+            (evt.EVT_C_STORE, self.on_store),
+        ]
+
+    def _reject(self, event: Event, rsd: tuple[int, int, int], reason: str) -> None:
+        calling, called, host = _peer(event)
+        self.audit.event("association-rejected", calling_ae=calling, called_ae=called,
+                         peer_host=host, reason=reason,
+                         result=rsd[0], source=rsd[1], diagnostic=rsd[2])
+        event.assoc.acse.send_reject(*rsd)
+        # As pynetdicom's own rejection path: wait for the DUL to send the A-ASSOCIATE-RJ and
+        # reach Sta1 before the association thread closes the socket.
+        event.assoc.kill()
+
+    def on_requested(self, event: Event) -> None:
+        """Check called AE title and calling AE allow-list (PS3.8 7.1.1.9)."""
+        calling, called, host = _peer(event)
+        self.audit.event("association-requested", calling_ae=calling, called_ae=called,
+                         peer_host=host)
+        if self.settings.require_called_ae and called != self.settings.ae_title:
+            self._reject(event, _RJ_CALLED_AE, "called AE title not recognised")
+            return
+        peers = self.settings.allowed_calling_aes
+        if peers and not any(p.allows(calling, host) for p in peers):
+            self._reject(event, _RJ_CALLING_AE, "calling AE title/host not in allow-list")
+
+    def on_rejected(self, event: Event) -> None:
+        """Audit rejections made by pynetdicom itself (e.g. association limit)."""
+        calling, called, host = _peer(event)
+        prim = event.assoc.acceptor.primitive
+        result = getattr(prim, "result", None)
+        source = getattr(prim, "result_source", None)
+        diagnostic = getattr(prim, "diagnostic", None)
+        reason = ("maximum associations reached"
+                  if (result, source, diagnostic) == (2, 3, 2) else "rejected by pynetdicom")
+        self.audit.event("association-rejected", calling_ae=calling, called_ae=called,
+                         peer_host=host, reason=reason, result=result, source=source,
+                         diagnostic=diagnostic)
+
+    def on_accepted(self, event: Event) -> None:
+        """Audit an accepted association."""
+        calling, called, host = _peer(event)
+        self.audit.event("association-accepted", calling_ae=calling, called_ae=called,
+                         peer_host=host, contexts=len(event.assoc.accepted_contexts),
+                         tls=isinstance(getattr(event.assoc.dul.socket, "socket", None),
+                                        ssl.SSLSocket))
+
+    def on_released(self, event: Event) -> None:
+        """Audit a released association."""
+        calling, _, host = _peer(event)
+        self.audit.event("association-released", calling_ae=calling, peer_host=host)
+
+    def on_aborted(self, event: Event) -> None:
+        """Audit an aborted association."""
+        calling, _, host = _peer(event)
+        self.audit.event("association-aborted", calling_ae=calling, peer_host=host)
+
+    def on_conn_close(self, event: Event) -> None:
+        """Delete a data set file left half-received by a dropped connection."""
+        message = getattr(event.assoc.dimse, "message", None)
+        partial = getattr(message, "_data_set_file", None)
+        if isinstance(partial, ReceiveFile):
+            LOGGER.info("connection closed mid-transfer; discarding partial data set")
+            partial.discard()
+
+    def on_echo(self, event: Event) -> int:
+        """C-ECHO: Success (PS3.7 9.3.5)."""
+        return 0x0000
+
+    def on_store(self, event: Event) -> int:
+        """C-STORE: store durably, call ``on_stored``, return the status; never raises."""
+        calling, called, host = _peer(event)
+        req: Any = event.request
+        sop_class = str(req.AffectedSOPClassUID or "")
+        sop_instance = str(req.AffectedSOPInstanceUID or "")
+        fields: dict[str, str | int | None] = {
+            "calling_ae": calling, "peer_host": host,
+            "sop_class_uid": _shown_uid(sop_class), "sop_instance_uid": _shown_uid(sop_instance),
+            "transfer_syntax_uid": str(event.context.transfer_syntax),
+        }
+        try:
+            instance = self._store(event, sop_class, sop_instance, calling, called, host)
+        except Exception as exc:  # every failure becomes a DIMSE status, never 0xC001
+            status = dimse_status_for(exc)
+            if not isinstance(exc, SrServiceError | OSError):
+                LOGGER.exception("unexpected error while storing")
+            self.audit.event("instance-refused", **fields, status=f"0x{status:04X}",
+                             reason=reason_for(exc))
+            return status
+        if instance is None:
+            self.audit.event("instance-discarded", **fields, status="0x0000",
+                             reason="non_ivus_policy=discard")
+            return 0x0000
+        fields.update(study_instance_uid=instance.study_instance_uid,
+                      series_instance_uid=instance.series_instance_uid, size=instance.size,
+                      sha256=instance.sha256, path=instance.path.name)
+        try:
+            self.on_stored(instance)
+        except Exception as exc:  # the file stays; the sender retries, storing is idempotent
+            status = dimse_status_for(exc)
+            if not isinstance(exc, SrServiceError):
+                LOGGER.exception("on_stored failed")
+            self.audit.event("instance-stored", **fields, status=f"0x{status:04X}",
+                             reason=f"recording failed: {reason_for(exc)}")
+            return status
+        self.audit.event("instance-stored", **fields, status="0x0000")
+        return 0x0000
+
+    def _store(self, event: Event, sop_class: str, sop_instance: str, calling: str,
+               called: str, host: str) -> StoredInstance | None:
+        if sop_class not in ANALYSED_SOP_CLASSES:
+            policy = self.settings.non_ivus_policy
+            if policy == "reject":
+                raise UnsupportedObjectError(f"SOP Class {_shown_uid(sop_class)} is not "
+                                             "accepted (non_ivus_policy=reject)")
+            if policy == "discard":
+                return None
+        received = getattr(event.request, "_dataset_file", None)
+        if isinstance(received, ReceiveFile) and received.error is not None:
+            raise OutOfResourcesError(f"receiving failed: {received.error.strerror}")
+        return self.spool.store(
+            event.dataset_path, sop_class_uid=sop_class, sop_instance_uid=sop_instance,
+            transfer_syntax_uid=str(event.context.transfer_syntax), calling_ae=calling,
+            called_ae=called, peer_host=host,
+        )
+
+
+def build_ae(settings: Settings) -> AE:
+    """Return the configured (not yet listening) application entity.
+
+    Parameters
+    ----------
+    settings : Settings
+        ``ae_title``, ``max_associations``, ``acse_timeout``, ``dimse_timeout``,
+        ``network_timeout`` and ``max_pdu`` are applied.
+    """
+    ae = AE(ae_title=settings.ae_title)
+    ae.maximum_associations = settings.max_associations
+    ae.acse_timeout = settings.acse_timeout
+    ae.dimse_timeout = settings.dimse_timeout
+    ae.network_timeout = settings.network_timeout
+    ae.maximum_pdu_size = settings.max_pdu
+    ae.require_called_aet = False  # checked in Listener.on_requested, with an audit record
+    ae.add_supported_context(VERIFICATION)
+    for sop_class in sorted(ANALYSED_SOP_CLASSES):
+        ae.add_supported_context(sop_class, list(TRANSFER_SYNTAXES))
+    return ae
+
+
+def start_scp(settings: Settings, on_stored: OnStored, *,
+              audit: AuditLog | None = None) -> SrServer:
+    """Start the listener in background threads and return the server.
+
+    Parameters
+    ----------
+    settings : Settings
+        Listener settings (``host``, ``port`` (0 picks a free port), AE title, policies,
+        limits, timeouts, TLS, ``spool_dir``, ``min_free_disk_mb``).
+    on_stored : callable
+        Called with each :class:`~srservice.store.StoredInstance` after it is durable and
+        before the response; an exception becomes the C-STORE status
+        (:func:`srservice.errors.dimse_status_for`).
+    audit : AuditLog, optional
+        Audit trail; default ``AuditLog.for_settings(settings)`` (``<data_dir>/audit.log``).
+
+    Returns
+    -------
+    SrServer
+        A :class:`pynetdicom.transport.ThreadedAssociationServer`;
+        ``server.server_address`` holds the bound address and port; stop with
+        ``server.shutdown()``.
+
+    Notes
+    -----
+    Sets pynetdicom's process-wide ``STORE_RECV_CHUNKED_DATASET`` and
+    ``UNRESTRICTED_STORAGE_SERVICE`` options (there is no per-AE switch).
+    """
+    spool = Spool(settings.spool_dir, settings.min_free_disk_mb)
+    spool.prepare()
+    owns_audit = audit is None
+    audit = audit if audit is not None else AuditLog.for_settings(settings)
+    ssl_context = server_context(settings)
+    _install_receive_hook()
+    ae = build_ae(settings)
+    _SPOOLS[ae] = spool
+    listener = Listener(settings, on_stored, spool, audit)
+    server = ae.make_server((settings.host, settings.port), ssl_context=ssl_context,
+                            evt_handlers=listener.handlers(), server_class=SrServer)
+    assert isinstance(server, SrServer)
+    server.handshake_timeout = settings.acse_timeout
+    server.audit = audit
+    server.owns_audit = owns_audit
+    # As AE.start_server(block=False) does, with our server class.
+    stamp = datetime.now().strftime("%Y%m%d%H%M%S")
+    threading.Thread(target=server.serve_forever, name=f"SrServiceSCP@{stamp}",
+                     daemon=True).start()
+    ae._servers.append(server)
+    address = server.server_address
+    audit.event("listener-started", called_ae=settings.ae_title, host=str(address[0]),
+                port=int(address[1]), tls=ssl_context is not None,
+                non_ivus_policy=settings.non_ivus_policy)
+    return server
+
+
+def main() -> int:
+    """Run a bare listener (no job store): ``python -m srservice.scp``.
+
+    For tests and diagnostics: settings come from ``SRSERVICE_*`` variables, stored
+    instances are only logged, and ``LISTENING <port>`` is printed once the port is bound.
+    ``srservice serve`` is the real entry point (it records instances and starts jobs).
+    """
+    import signal
+    import sys
+
+    from srservice.config import load_settings
+
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def log_stored(instance: StoredInstance) -> None:
+        LOGGER.info("stored %s (%d bytes)", instance.path.name, instance.size)
+
+    server = start_scp(settings, log_stored)
+    print(f"LISTENING {server.server_address[1]}", flush=True)
+    sys.stdout.flush()
+    stop.wait()
+    server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

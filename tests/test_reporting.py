@@ -1,0 +1,262 @@
+"""SR and PDF outputs: validity (dciodvfy), rendering (dsrdump, pdftoppm), round trip, UIDs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from pydicom.sr.codedict import codes
+
+from srservice import ALGORITHM_VERSION
+from srservice.reporting import Outputs, produce_outputs
+from srservice.reporting import codes as c
+from srservice.reporting.overlay import arc_pieces, arc_polylines, closed
+from srservice.reporting.uids import derived_uid
+from srservice.scoring import DISCLAIMER
+from tests.conftest import require_tool
+from tests.test_reporting_support import SOURCE_SOP_UID, STUDY_UID, analysis, loaded
+
+VARIANTS = {
+    "score2": dict(kind="score2", spacing=True),
+    "none": dict(kind="none", spacing=True),
+    "outside": dict(kind="outside", spacing=True),
+    "nospacing": dict(kind="score2", spacing=False),
+}
+NOW = dt.datetime(2026, 1, 10, 12, 0, 0)
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Outputs, Path, Path]]:
+    root = tmp_path_factory.mktemp("reports")
+    out = {}
+    for name, v in VARIANTS.items():
+        o = produce_outputs(loaded(spacing=v["spacing"]),
+                            analysis(v["kind"], spacing=v["spacing"]),
+                            parameters={"threshold": 0.5, "mode": "test"}, now=NOW)
+        sr_path, pdf_path = root / f"{name}-sr.dcm", root / f"{name}-pdf.dcm"
+        pydicom.dcmwrite(sr_path, o.sr, enforce_file_format=True)
+        pydicom.dcmwrite(pdf_path, o.pdf, enforce_file_format=True)
+        out[name] = (o, sr_path, pdf_path)
+    return out
+
+
+def run(*cmd: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(x) for x in cmd], capture_output=True, text=True, timeout=60,
+                          encoding="utf-8", errors="replace",
+                          check=False)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("which", ["sr", "pdf"])
+def test_dciodvfy_has_no_errors(outputs: dict[str, Any], variant: str, which: str) -> None:
+    tool = require_tool("dciodvfy")
+    _, sr_path, pdf_path = outputs[variant]
+    res = run(tool, sr_path if which == "sr" else pdf_path)
+    text = res.stdout + res.stderr
+    assert ("Comprehensive3DSR" if which == "sr" else "EncapsulatedPDF") in text
+    errors = [line for line in text.splitlines() if line.startswith("Error")]
+    assert errors == [], errors
+    # Only our private scheme may raise warnings.
+    warnings = [line for line in text.splitlines()
+                if line.startswith("Warning") and c.SCHEME not in line]
+    assert warnings == [], warnings
+
+
+def test_dsrdump_renders_the_values(outputs: dict[str, Any]) -> None:
+    tool = require_tool("dsrdump")
+    _, sr_path, _ = outputs["score2"]
+    res = run(tool, "+U8", sr_path)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    for expected in ('"Arc of Calcium")="300', '"Calcium Length")="6.5"',
+                     '"IVUS calcium score")="2', "Müller^Anna",
+                     "Verification Flag   : UNVERIFIED",
+                     "Completion Flag     : COMPLETE", "POLYLINE", "Image Library",
+                     "(241466007,SCT,\"Intravascular ultrasound\")",
+                     '"Calcium modification before stenting recommended")=(373066001,SCT,"Yes")'):
+        assert expected in out, expected
+
+
+def test_dsr2html_renders(outputs: dict[str, Any], tmp_path: Path) -> None:
+    tool = require_tool("dsr2html")
+    _, sr_path, _ = outputs["outside"]
+    res = run(tool, sr_path, tmp_path / "sr.html")
+    assert res.returncode == 0, res.stderr
+    html = (tmp_path / "sr.html").read_text(errors="replace")
+    assert "outside the population" in html and "not verified by a physician" in html
+
+
+def _measurements(group: Any) -> dict[tuple[str, str | None], Any]:
+    out = {}
+    for m in group.get_measurements():
+        method = m.method.value if m.method is not None else None
+        out[(m.name.value, method)] = m
+    return out
+
+
+def test_sr_round_trips_through_highdicom(outputs: dict[str, Any]) -> None:
+    o, sr_path, _ = outputs["score2"]
+    a = analysis("score2")
+    lesion = a.lesions[0]
+    sr = hd.sr.srread(sr_path)
+    assert sr.VerificationFlag == "UNVERIFIED" and sr.CompletionFlag == "COMPLETE"
+    assert sr.StudyInstanceUID == STUDY_UID and sr.PatientID == "PAT-0042"
+    assert str(sr.PatientName) == "Müller^Anna"
+    assert sr.CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == c.SCHEME
+    report = sr.content
+    groups = report.get_image_measurement_groups()
+    summary, seg = groups
+    assert _measurements(summary)[(c.IVUS_CALCIUM_SCORE.value, None)].value == 2
+    assert seg.finding_type == c.VASCULAR_CALCIFICATION
+    assert seg.tracking_uid == derived_uid(SOURCE_SOP_UID, "lesion-1")
+    ms = _measurements(seg)
+    arc = ms[(c.ARC_OF_CALCIUM.value, c.METHOD_SUPERFICIAL_ARC.value)]
+    assert arc.value == pytest.approx(lesion.max_superficial_calcium_arc_deg)
+    assert arc.unit.value == "deg" and arc.derivation == c.MAXIMUM
+    assert arc.referenced_images[0].referenced_frame_numbers == [lesion.max_calcium_frame]
+    assert ms[(c.CALCIUM_LENGTH.value, c.METHOD_OVER_270_RUN.value)].value == pytest.approx(6.5)
+    assert ms[(c.CALCIUM_LENGTH.value, c.METHOD_SEGMENT_EXTENT.value)].value == pytest.approx(
+        lesion.calcium_length_mm)
+    assert ms[(c.EEM_DIAMETER.value, None)].value == pytest.approx(
+        lesion.vessel_diameter_at_max_calcium_mm)
+    assert ms[(c.LUMEN_AREA.value, None)].value == pytest.approx(
+        lesion.lumen_area_at_max_calcium_mm2)
+    assert ms[(c.IVUS_CALCIUM_SCORE.value, None)].value == 2
+    lesion_json = o.summary["lesions"][0]
+    for comp in lesion_json["score_components"]:
+        code = c.COMPONENT_CODES[comp["name"]]
+        assert ms[(code.value, None)].value == comp["points"]
+    q = {e.name.value: e.value for e in seg.get_qualitative_evaluations()}
+    assert q[c.CIRCUMFERENTIAL_CALCIUM.value] == c.NO
+    assert q[c.CALCIFIED_NODULE.value] == c.NO
+    assert q[c.CALCIUM_MODIFICATION_RECOMMENDED.value] == c.YES
+    assert q[c.OUTSIDE_DERIVATION_POPULATION.value] == c.NO
+
+    rois = report.get_planar_roi_measurement_groups()
+    kinds = [g.finding_type for g in rois]
+    assert kinds[:2] == [c.LUMEN_OF_ARTERY, c.EEM] and c.VASCULAR_CALCIFICATION in kinds
+    for g in rois:
+        region = g.roi
+        assert region.graphic_type == hd.sr.GraphicTypeValues.POLYLINE
+        ref = region.ContentSequence[0].ReferencedSOPSequence[0]
+        assert ref.ReferencedSOPInstanceUID == SOURCE_SOP_UID
+        assert ref.ReferencedFrameNumber == lesion.max_calcium_frame
+    frame = a.frames[lesion.max_calcium_frame - 1]
+    lumen = rois[0].roi.value
+    assert np.allclose(lumen, closed(frame.lumen_contour), atol=1e-3)
+    assert np.array_equal(lumen[0], lumen[-1])            # closed polyline
+    lumen_area = rois[0].get_measurements()[0]
+    assert lumen_area.value == pytest.approx(frame.lumen_area_mm2)
+    algo = seg.get_algorithm_id() if hasattr(seg, "get_algorithm_id") else None
+    if algo is not None:
+        assert algo.version == ALGORITHM_VERSION
+
+
+def _texts(sr_path: Path) -> list[str]:
+    ds = pydicom.dcmread(sr_path)
+    container = ds.ContentSequence[-1]
+    assert container.ConceptNameCodeSequence[0].CodeValue == "C0034375"
+    return [item.TextValue for item in container.ContentSequence]
+
+
+def test_statements_in_sr(outputs: dict[str, Any]) -> None:
+    assert DISCLAIMER in _texts(outputs["score2"][1])
+    outside = _texts(outputs["outside"][1])
+    assert any("outside the population" in t for t in outside)
+    none = _texts(outputs["none"][1])
+    assert any("No calcified segment" in t for t in none)
+
+
+def test_not_assessable_sr_says_what_is_missing(outputs: dict[str, Any]) -> None:
+    o, sr_path, _ = outputs["nospacing"]
+    texts = _texts(sr_path)
+    assert any("pixel spacing unknown" in t for t in texts)
+    assert any("Small vessel" in t and "not assessable" in t for t in texts)
+    sr = hd.sr.srread(sr_path)
+    seg = sr.content.get_image_measurement_groups()[1]
+    q = {e.name.value: e.value for e in seg.get_qualitative_evaluations()}
+    assert q[c.COMPONENT_CODES["small_vessel"].value] == c.NOT_ASSESSABLE
+    assert q[c.COMPONENT_CODES["long_superficial_calcium"].value] == c.NOT_ASSESSABLE
+    assert q[c.SCORE_COMPLETE.value] == c.NO
+    names = {m.name.value for m in seg.get_measurements()}
+    assert c.EEM_DIAMETER.value not in names and c.IVUS_CALCIUM_SCORE.value not in names
+    assert {c.IVUS_CALCIUM_SCORE_MINIMUM.value, c.IVUS_CALCIUM_SCORE_MAXIMUM.value} <= names
+    assert o.summary["ivus_calcium_score"] is None
+    assert o.summary["lesions"][0]["calcium_modification_recommended"] is None
+
+
+def test_uids_are_deterministic_and_distinct(outputs: dict[str, Any]) -> None:
+    o1 = outputs["score2"][0]
+    o2 = produce_outputs(loaded(), analysis("score2"), parameters={"threshold": 0.5}, now=NOW)
+    for a, b in ((o1.sr, o2.sr), (o1.pdf, o2.pdf)):
+        assert a.SOPInstanceUID == b.SOPInstanceUID
+        assert a.SeriesInstanceUID == b.SeriesInstanceUID
+        assert a.file_meta.MediaStorageSOPInstanceUID == a.SOPInstanceUID
+    assert o1.sr.SOPInstanceUID == derived_uid(SOURCE_SOP_UID, "sr-instance")
+    assert o1.pdf.SOPInstanceUID == derived_uid(SOURCE_SOP_UID, "pdf-instance")
+    assert o1.pdf.EncapsulatedDocument == o2.pdf.EncapsulatedDocument   # reproducible PDF
+    uids = {o1.sr.SOPInstanceUID, o1.sr.SeriesInstanceUID, o1.pdf.SOPInstanceUID,
+            o1.pdf.SeriesInstanceUID}
+    assert len(uids) == 4
+    assert all(u.startswith("2.25.") and len(u) <= 64 for u in uids)
+    assert derived_uid(SOURCE_SOP_UID, "sr-instance", "9.9.9") != o1.sr.SOPInstanceUID
+    assert derived_uid(SOURCE_SOP_UID + ".1", "sr-instance") != o1.sr.SOPInstanceUID
+    assert o1.sr.StudyInstanceUID == o1.pdf.StudyInstanceUID == STUDY_UID
+
+
+def test_pdf_dataset_and_rendering(outputs: dict[str, Any], tmp_path: Path) -> None:
+    pdftoppm = require_tool("pdftoppm")
+    for name in VARIANTS:
+        o, _, pdf_path = outputs[name]
+        ds = pydicom.dcmread(pdf_path)
+        assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.104.1"
+        assert ds.MIMETypeOfEncapsulatedDocument == "application/pdf"
+        assert ds.PatientID == "PAT-0042" and ds.StudyInstanceUID == STUDY_UID
+        assert ds.SourceInstanceSequence[0].ReferencedSOPInstanceUID == SOURCE_SOP_UID
+        assert ds.ConceptNameCodeSequence[0].CodeValue == codes.DCM.IVUSReport.value
+        data = bytes(ds.EncapsulatedDocument)[: ds.EncapsulatedDocumentLength]
+        assert data.startswith(b"%PDF") and data.rstrip().endswith(b"%%EOF")
+        pdf = tmp_path / f"{name}.pdf"
+        pdf.write_bytes(data)
+        res = run(pdftoppm, "-png", "-r", "40", "-f", "1", "-l", "1", pdf, tmp_path / name)
+        assert res.returncode == 0, res.stderr
+        png = next(tmp_path.glob(f"{name}*.png"))
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+        # Exactly one page: asking for page 2 fails.
+        res2 = run(pdftoppm, "-png", "-f", "2", "-l", "2", pdf, tmp_path / f"{name}-p2")
+        assert not list(tmp_path.glob(f"{name}-p2*.png")), res2.stderr
+
+
+def test_pdf_text_content(outputs: dict[str, Any], tmp_path: Path) -> None:
+    pdftotext = require_tool("pdftotext")
+    o, _, _ = outputs["score2"]
+    pdf = tmp_path / "r.pdf"
+    pdf.write_bytes(bytes(o.pdf.EncapsulatedDocument)[: o.pdf.EncapsulatedDocumentLength])
+    res = run(pdftotext, "-layout", pdf, "-")
+    text = " ".join(res.stdout.split())
+    for expected in ("PAT-0042", "Long superficial calcium", "6.50 mm", "Small vessel",
+                     "3.30 mm", "not verified by a physician", "Calcium modification",
+                     "270°", "Maximum calcium site: frame 20"):
+        assert expected in text, expected
+
+
+def test_arc_pieces_wrap_and_polylines() -> None:
+    mask = np.zeros(360, dtype=bool)
+    mask[350:] = True
+    mask[:10] = True
+    mask[100:120] = True
+    assert arc_pieces(mask) == [(100, 20), (350, 20)]
+    assert arc_pieces(np.ones(360, dtype=bool)) == [(0, 360)]
+    assert arc_pieces(np.zeros(360, dtype=bool)) == []
+    frame = analysis("score2").frames[19]
+    lines = arc_polylines(frame, 0.05)
+    assert len(lines) == 1 and lines[0][1] == pytest.approx(frame.calcium_arc_deg)
+    pts = lines[0][0]
+    r = np.hypot(pts[:, 0] - frame.center[0], pts[:, 1] - frame.center[1])
+    assert np.allclose(r, 25.0 + 0.1 / 0.05, atol=0.3)   # lumen radius + leading-edge depth

@@ -1,0 +1,1 @@
+"""Celery workers of srservice: the app factory and the thin tasks."""

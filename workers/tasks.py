@@ -1,0 +1,100 @@
+"""Thin Celery tasks: ids in, :mod:`srservice` does the work, retries declared here.
+
+- ``workers.tasks.analyze_job(job_id)``: load -> analyse -> report -> write -> ``reported`` ->
+  one ``deliver`` per destination (:func:`srservice.jobs.runner.run_analysis`).
+- ``workers.tasks.deliver(delivery_id)``: one C-STORE attempt of the SR + PDF to one destination,
+  or the outbox copy (:func:`srservice.delivery.deliver_one`). Backoff and the deadline are kept
+  in the job store and applied by the sweeper, so a PACS outage never re-runs the analysis.
+
+A :class:`srservice.errors.TransientError` raised before the job store could record anything
+(database briefly unavailable) retries the task with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from celery import Celery, Task
+
+from srservice.delivery import deliver_one
+from srservice.errors import TransientError
+from srservice.jobs import JobStore, worker_identity
+from srservice.jobs.runner import run_analysis
+from workers.app import ANALYZE_TASK, DELIVER_TASK, PUBLISH_RETRY_POLICY, QUEUE, current_settings
+
+LOGGER = logging.getLogger(__name__)
+
+_stores: dict[int, JobStore] = {}
+_stores_lock = threading.Lock()
+
+#: Retries of a task whose job store was unreachable (then the sweeper takes over).
+TRANSIENT_RETRIES = 20
+
+
+def job_store() -> JobStore:
+    """Return this process's job store (created after fork, never shared with a parent)."""
+    pid = os.getpid()
+    with _stores_lock:
+        store = _stores.get(pid)
+        if store is None:
+            store = JobStore(current_settings().effective_database_url)
+            _stores.clear()
+            _stores[pid] = store
+        return store
+
+
+def _send(celery: Celery, name: str, item_id: int) -> bool:
+    try:
+        celery.send_task(name, args=[item_id], queue=QUEUE, retry=True,
+                         retry_policy=PUBLISH_RETRY_POLICY)
+    except Exception as exc:  # the sweeper re-sends what could not be published
+        LOGGER.warning("could not send %s(%s): %s", name, item_id, exc)
+        return False
+    return True
+
+
+def analyze_job(job_id: int, celery: Celery | None = None) -> str:
+    """Body of the ``analyze_job`` task (see :func:`srservice.jobs.runner.run_analysis`)."""
+    settings = current_settings()
+
+    def send_delivery(delivery_id: int) -> bool:
+        return celery is not None and _send(celery, DELIVER_TASK, delivery_id)
+
+    return run_analysis(settings, job_store(), job_id, owner=worker_identity(),
+                        send_delivery=send_delivery)
+
+
+def deliver(delivery_id: int) -> str:
+    """Body of the ``deliver`` task (see :func:`srservice.delivery.deliver_one`)."""
+    return deliver_one(current_settings(), job_store(), delivery_id)
+
+
+def _retry_delay(task: Task[Any, Any]) -> float:
+    return float(min(60.0, 2.0 ** min(task.request.retries, 6)))
+
+
+def register(celery: Celery) -> None:
+    """Register the two tasks on ``celery`` under their stable names."""
+    options: dict[str, Any] = {"bind": True, "acks_late": True, "reject_on_worker_lost": True,
+                               "ignore_result": True, "max_retries": TRANSIENT_RETRIES}
+
+    def analyze_job_task(self: Task[Any, Any], job_id: int) -> str:
+        try:
+            result = analyze_job(int(job_id), self.app)
+        except TransientError as exc:
+            raise self.retry(exc=exc, countdown=_retry_delay(self)) from exc
+        if result == "retry":
+            raise self.retry(countdown=_retry_delay(self))
+        return result
+
+    def deliver_task(self: Task[Any, Any], delivery_id: int) -> str:
+        try:
+            return deliver(int(delivery_id))
+        except TransientError as exc:
+            raise self.retry(exc=exc, countdown=_retry_delay(self)) from exc
+
+    celery.task(name=ANALYZE_TASK, **options)(analyze_job_task)
+    celery.task(name=DELIVER_TASK, **options)(deliver_task)
