@@ -22,6 +22,7 @@ decode with the installed plugins (native, RLE, JPEG Baseline/Lossless, JPEG-LS,
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,7 +124,7 @@ def _check_geometry(ds: Dataset, ts: UID, path: Path | None) -> tuple[int, int, 
     if expected > MAX_DECODED_BYTES:
         raise _fail(f"decoded size {expected} bytes exceeds the limit {MAX_DECODED_BYTES}")
     if not ts.is_compressed:
-        elem = ds.get_item("PixelData")
+        elem = ds.get_item("PixelData", keep_deferred=True)
         length = int(getattr(elem, "length", 0) or 0) if elem is not None else 0
         if elem is not None and getattr(elem, "value", None) is not None:
             length = len(elem.value)
@@ -159,6 +160,43 @@ def _to_grey8(
     return wide
 
 
+def _native_frames(
+    ds: Dataset, path: Path | None, frames: int, rows: int, cols: int, spp: int, bits: int
+) -> Iterator[npt.NDArray[np.generic]] | None:
+    """Read native little-endian frames straight from the file, one at a time.
+
+    Keeps peak memory at about the decoded size (pydicom would read the whole Pixel Data
+    element first). Returns None when this fast path does not apply.
+    """
+    ts = UID(str(ds.file_meta.get("TransferSyntaxUID", ""))) if hasattr(ds, "file_meta") else None
+    elem = ds.get_item("PixelData", keep_deferred=True)
+    tell = getattr(elem, "value_tell", None)
+    if (
+        path is None or ts is None or ts.is_compressed or not ts.is_little_endian
+        or tell is None or getattr(elem, "value", None) is not None
+    ):
+        return None
+    signed = _int(ds, "PixelRepresentation", 0) == 1
+    dtype = np.dtype(("<i" if signed else "<u") + ("1" if bits == 8 else "2"))
+    count = rows * cols * spp
+    planar = spp == 3 and _int(ds, "PlanarConfiguration", 0) == 1
+
+    def gen() -> Iterator[npt.NDArray[np.generic]]:
+        with open(path, "rb") as fh:
+            for i in range(frames):
+                a = np.fromfile(fh, dtype=dtype, count=count, offset=tell if i == 0 else 0)
+                if a.size != count:
+                    raise _fail("file is truncated inside Pixel Data")
+                if spp == 1:
+                    yield a.reshape(rows, cols)
+                elif planar:
+                    yield np.moveaxis(a.reshape(3, rows, cols), 0, -1)
+                else:
+                    yield a.reshape(rows, cols, 3)
+
+    return gen()
+
+
 def _decode(
     ds: Dataset, path: Path | None, frames: int, rows: int, cols: int, spp: int, bits: int,
     notes: list[str],
@@ -177,7 +215,10 @@ def _decode(
     src: str | Dataset = str(path) if path is not None else ds
     n = 0
     try:
-        for i, frame in enumerate(iter_pixels(src, as_rgb=True)):
+        frame_iter = _native_frames(ds, path, frames, rows, cols, spp, bits)
+        if frame_iter is None:
+            frame_iter = iter_pixels(src, as_rgb=True)
+        for i, frame in enumerate(frame_iter):
             if i >= frames:
                 break
             if frame.shape[:2] != (rows, cols):

@@ -180,7 +180,7 @@ class IvusCalciumScore:
                     "calcium modification.")
         else:
             text = f"{score}: the recommendation cannot be determined."
-        return f"{text} ({CITATION_IVUS})"
+        return text
 
     @property
     def statements(self) -> tuple[str, ...]:

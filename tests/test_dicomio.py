@@ -254,3 +254,50 @@ def test_error_messages_are_one_line(case: PhantomCase, tmp_path: Path) -> None:
     with pytest.raises(InvalidDicomError) as info:
         load_pullback(p)
     assert "\n" not in str(info.value)
+
+
+def test_16bit_scaled_by_actual_range(case: PhantomCase) -> None:
+    ds = build_dataset(case, bits=16)
+    ds.BitsStored, ds.HighBit = 16, 15  # values use only 12 of the 16 bits
+    pb = load_pullback(ds).pullback
+    err = np.abs(pb.frames.astype(int) - case.grey_frames().astype(int))
+    assert err.max() <= 1
+    assert any("actual range" in n for n in pb.notes)
+
+
+def test_16bit_monochrome1(case: PhantomCase) -> None:
+    ds = build_dataset(case, bits=16, photometric="MONOCHROME1")
+    assert np.array_equal(load_pullback(ds).pullback.frames, case.grey_frames())
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        (dict(transfer_syntax="mpeg2"), "transfer_syntax must be"),
+        (dict(photometric="PALETTE COLOR"), "photometric must be"),
+        (dict(bits=12), "bits must be 8 or 16"),
+        (dict(bits=16, transfer_syntax="jpeg_baseline"), "16-bit export"),
+        (dict(photometric="YBR_FULL_422"), "YBR_FULL_422 is written only"),
+        (dict(spacing_source="ruler"), "spacing_source must be"),
+        (dict(rate_source="sundial"), "rate_source must be"),
+    ],
+)
+def test_writer_rejects_bad_options(
+    case: PhantomCase, tmp_path: Path, kw: dict[str, object], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        write_pullback(case, tmp_path / "bad.dcm", **kw)
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_written_file_is_complete_and_readable(case: PhantomCase, tmp_path: Path) -> None:
+    p = write_pullback(case, tmp_path / "sub" / "ok.dcm")
+    assert [x.name for x in p.parent.iterdir()] == ["ok.dcm"]
+    ds = pydicom.dcmread(p)
+    assert ds.Modality == "IVUS" and ds.NumberOfFrames == case.frames.shape[0]
+    assert ds.SequenceOfUltrasoundRegions[0].PhysicalUnitsXDirection == 3
+    assert float(ds.SequenceOfUltrasoundRegions[0].PhysicalDeltaX) == pytest.approx(
+        case.pixel_spacing_mm / 10
+    )
+    assert ds.IVUSAcquisition == "MOTOR_PULLBACK"
+    assert float(ds.IVUSPullbackRate) == case.spec.pullback_rate_mm_s

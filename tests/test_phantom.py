@@ -205,3 +205,35 @@ def test_montage_looks_like_ivus(tmp_path: Path) -> None:
     assert adv > blood + 30
     assert far < adv - 40
     assert f.std() > 20
+
+
+def test_calcium_depth_superficial_vs_deep() -> None:
+    sup = small_case("calcium", frames=12, rows=128)
+    deep = small_case("deep", frames=12, rows=128)
+    fs = max(sup.truth.frames, key=lambda f: f.calcium_arc_deg)
+    fd = max(deep.truth.frames, key=lambda f: f.calcium_arc_deg)
+    assert fs.calcium_depth_mm is not None and fd.calcium_depth_mm is not None
+    assert np.isnan(fs.calcium_depth_mm[~fs.calcium_mask]).all()
+    assert np.nanmedian(fs.calcium_depth_mm) < np.nanmedian(fd.calcium_depth_mm)
+    assert fd.superficial_calcium_arc_deg == 0 and fd.calcium_arc_deg > 150
+
+
+def test_pullback_view_and_rgb_luma() -> None:
+    spec = CaseSpec("rgb", 4, rows=128, pixel_spacing_mm=0.045, frame_count=2,
+                    overlays="colour")
+    case = make_case(spec)
+    assert case.frames.shape == (2, 128, 128, 3)
+    pb = case.pullback()
+    assert pb.frames.shape == (2, 128, 128)
+    assert pb.pixel_spacing_mm == 0.045
+    assert pb.frame_spacing_mm == pytest.approx(1.0 / 30.0)
+    # the coloured ring is not grey: chroma differs between channels there
+    diff = np.abs(case.frames[0, :, :, 2].astype(int) - case.frames[0, :, :, 0].astype(int))
+    assert (diff > 100).sum() > 100
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_tiny_pullbacks(n: int) -> None:
+    case = make_case(CaseSpec("tiny", 1, rows=96, pixel_spacing_mm=0.06, frame_count=n))
+    assert case.frames.shape == (n, 96, 96)
+    assert len(case.truth.frames) == n

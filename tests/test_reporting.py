@@ -31,6 +31,11 @@ VARIANTS = {
 NOW = dt.datetime(2026, 1, 10, 12, 0, 0)
 
 
+def approx(value: Any) -> Any:
+    """SR numbers are rounded to 0.001."""
+    return pytest.approx(value, abs=1e-3)
+
+
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Outputs, Path, Path]]:
     root = tmp_path_factory.mktemp("reports")
@@ -117,15 +122,15 @@ def test_sr_round_trips_through_highdicom(outputs: dict[str, Any]) -> None:
     assert seg.tracking_uid == derived_uid(SOURCE_SOP_UID, "lesion-1")
     ms = _measurements(seg)
     arc = ms[(c.ARC_OF_CALCIUM.value, c.METHOD_SUPERFICIAL_ARC.value)]
-    assert arc.value == pytest.approx(lesion.max_superficial_calcium_arc_deg)
+    assert arc.value == approx(lesion.max_superficial_calcium_arc_deg)
     assert arc.unit.value == "deg" and arc.derivation == c.MAXIMUM
     assert arc.referenced_images[0].referenced_frame_numbers == [lesion.max_calcium_frame]
-    assert ms[(c.CALCIUM_LENGTH.value, c.METHOD_OVER_270_RUN.value)].value == pytest.approx(6.5)
-    assert ms[(c.CALCIUM_LENGTH.value, c.METHOD_SEGMENT_EXTENT.value)].value == pytest.approx(
+    assert ms[(c.CALCIUM_LENGTH.value, c.METHOD_OVER_270_RUN.value)].value == approx(6.5)
+    assert ms[(c.CALCIUM_LENGTH.value, c.METHOD_SEGMENT_EXTENT.value)].value == approx(
         lesion.calcium_length_mm)
-    assert ms[(c.EEM_DIAMETER.value, None)].value == pytest.approx(
+    assert ms[(c.EEM_DIAMETER.value, None)].value == approx(
         lesion.vessel_diameter_at_max_calcium_mm)
-    assert ms[(c.LUMEN_AREA.value, None)].value == pytest.approx(
+    assert ms[(c.LUMEN_AREA.value, None)].value == approx(
         lesion.lumen_area_at_max_calcium_mm2)
     assert ms[(c.IVUS_CALCIUM_SCORE.value, None)].value == 2
     lesion_json = o.summary["lesions"][0]
@@ -152,7 +157,7 @@ def test_sr_round_trips_through_highdicom(outputs: dict[str, Any]) -> None:
     assert np.allclose(lumen, closed(frame.lumen_contour), atol=1e-3)
     assert np.array_equal(lumen[0], lumen[-1])            # closed polyline
     lumen_area = rois[0].get_measurements()[0]
-    assert lumen_area.value == pytest.approx(frame.lumen_area_mm2)
+    assert lumen_area.value == approx(frame.lumen_area_mm2)
     algo = seg.get_algorithm_id() if hasattr(seg, "get_algorithm_id") else None
     if algo is not None:
         assert algo.version == ALGORITHM_VERSION
@@ -213,7 +218,7 @@ def test_uids_are_deterministic_and_distinct(outputs: dict[str, Any]) -> None:
 def test_pdf_dataset_and_rendering(outputs: dict[str, Any], tmp_path: Path) -> None:
     pdftoppm = require_tool("pdftoppm")
     for name in VARIANTS:
-        o, _, pdf_path = outputs[name]
+        _, _, pdf_path = outputs[name]
         ds = pydicom.dcmread(pdf_path)
         assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.104.1"
         assert ds.MIMETypeOfEncapsulatedDocument == "application/pdf"
@@ -256,7 +261,7 @@ def test_arc_pieces_wrap_and_polylines() -> None:
     assert arc_pieces(np.zeros(360, dtype=bool)) == []
     frame = analysis("score2").frames[19]
     lines = arc_polylines(frame, 0.05)
-    assert len(lines) == 1 and lines[0][1] == pytest.approx(frame.calcium_arc_deg)
+    assert len(lines) == 1 and lines[0][1] == approx(frame.calcium_arc_deg)
     pts = lines[0][0]
     r = np.hypot(pts[:, 0] - frame.center[0], pts[:, 1] - frame.center[1])
     assert np.allclose(r, 25.0 + 0.1 / 0.05, atol=0.3)   # lumen radius + leading-edge depth

@@ -169,3 +169,13 @@ def test_scoring_imports_only_allowed_modules() -> None:
     names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert names <= {"__future__", "collections.abc", "dataclasses",
                      "srservice.analysis.types"}, names
+
+
+def test_private_codes_are_documented() -> None:
+    from srservice.reporting import codes as c
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "scoring.md").read_text()
+    assert c.SCHEME in doc
+    for code in c.PRIVATE_CODES:
+        assert f"| {code.value} | {code.meaning} |" in doc, code
+        assert len(code.meaning) <= 64

@@ -78,6 +78,7 @@ class ChunkResult:
     calcium: B
     wire: B
     shadow: B
+    lumen_smooth: F64
 
 
 def smooth(polar: F32, size_a: int, size_r: int) -> F32:
@@ -138,15 +139,20 @@ def find_shadows(s3: F32, ctx: Context) -> tuple[B, npt.NDArray[np.intp]]:
 
 
 def lumen_cost(s: F32, ctx: Context, ignore: B, stop: npt.NDArray[np.intp]) -> F32:
-    """Region cost of the lumen border; ``ignore`` rays carry no cost, ``stop`` truncates."""
+    """Region cost of the lumen border.
+
+    ``ignore`` rays carry no cost; on each ray everything from ``stop`` (a calcium leading
+    edge) onwards counts as tissue, and nothing beyond the field of view counts.
+    """
     lv = ctx.levels
     t = 0.5 * (lv.blood + lv.plaque)
     half = max(0.5 * (lv.plaque - lv.blood), 4.0)
     q = np.clip((s - t) / half, -1.0, 1.0).astype(np.float32)
     q[:, :, : ctx.r0] = 0.0
     n_r = s.shape[2]
-    beyond = np.arange(n_r)[None, None, :] >= np.minimum(stop, ctx.valid_end[None, :])[:, :, None]
-    q[beyond] = 0.0
+    rr = np.arange(n_r)[None, None, :]
+    q[rr >= stop[:, :, None]] = 1.0
+    q *= rr < ctx.valid_end[None, :, None]
     q[ignore] = 0.0
     cost = region_cost(q, ctx.samples(0.25))
     cost[:, :, : ctx.r0 + 1] = np.float32(1e6)
@@ -162,30 +168,39 @@ def dp_border(cost: F32, max_jump_mm: float, ctx: Context) -> F64:
 
 
 def classify_wire(shadow: B, edge: npt.NDArray[np.intp], lumen: F64, ctx: Context) -> B:
-    """Shadow runs whose reflector lies inside the lumen (guidewire), not calcium."""
+    """Shadow rays whose reflector lies well inside the vessel surface: the guidewire.
+
+    The vessel surface of a ray is its reflector radius where it casts a shadow and the
+    lumen border elsewhere; a reflector more than ``lumen_edge_tolerance_mm`` closer to the
+    catheter than the circular median of that surface over 121 degrees is inside the lumen.
+    Such runs no wider than ``guidewire_max_gap_deg`` are the guidewire (also when they sit
+    inside a wider calcium shadow).
+    """
     tol = ctx.params.lumen_edge_tolerance_mm / ctx.step_mm
+    surface = np.where(shadow, edge.astype(np.float64), lumen)
+    ref = ndimage.median_filter(surface, size=(1, 121), mode="wrap")
+    inner = shadow & (surface < ref - tol)
     wire = np.zeros_like(shadow)
     max_w = int(ctx.params.guidewire_max_gap_deg)
-    for i in range(shadow.shape[0]):
-        for start, length in circular_runs(shadow[i]):
-            if length > max_w:
-                continue
-            idx = (start + np.arange(length)) % shadow.shape[1]
-            # Compare with the lumen interpolated from outside the run.
-            left = lumen[i, (start - 3) % shadow.shape[1]]
-            right = lumen[i, (start + length + 2) % shadow.shape[1]]
-            ref = min(left, right, float(np.median(lumen[i, idx])))
-            if float(np.median(edge[i, idx])) < ref - tol:
-                wire[i, idx] = True
+    n_a = shadow.shape[1]
+    for i in np.flatnonzero(inner.any(axis=1)):
+        for start, length in circular_runs(inner[i]):
+            if length <= max_w:
+                wire[i, (start + np.arange(length)) % n_a] = True
     return wire
 
 
-def detect_chunk(polar: F32, ctx: Context) -> ChunkResult:
-    """Run the polar detections on a batch of frames (see module docstring)."""
+def detect_chunk(polar: F32, averaged: F32, ctx: Context) -> ChunkResult:
+    """Run the polar detections on a batch of frames (see module docstring).
+
+    ``polar`` are the frames themselves (calcium is strong and changes quickly along the
+    pullback); ``averaged`` the same frames averaged with their neighbours (less speckle for
+    the lumen and EEM borders).
+    """
     p = ctx.params
     n, n_a, n_r = polar.shape
     s3 = smooth(polar, 3, 3)
-    s = smooth(polar, 5, 5)
+    s = smooth(averaged, 5, 5)
     shadow, edge = find_shadows(s3, ctx)
     full = np.full((n, n_a), n_r, dtype=np.intp)
     # Pass 1: lumen with every shadow ray ignored; then guidewire vs calcium.
@@ -217,7 +232,11 @@ def detect_chunk(polar: F32, ctx: Context) -> ChunkResult:
     cost[~window] = np.float32(5.0)
     cost[hidden] = np.where(window[hidden], 0.0, 5.0).astype(np.float32)
     eem = dp_border(cost, p.eem_smoothness_mm, ctx)
-    eem = interpolate_hidden(eem, hidden)
+    # Hidden EEM: interpolate the wall thickness over the smooth lumen contour, so the
+    # eccentricity of the catheter in the lumen is kept.
+    lum_smooth = robust_fourier_fit(lum, ~(wire | calc_rays), order=3)
+    lum_smooth = np.where(wire | calc_rays, lum_smooth, lum)
+    eem = lum_smooth + interpolate_hidden(eem - lum_smooth, hidden)
     eem = np.maximum(eem, lum + p.min_plaque_mm / ctx.step_mm)
     return ChunkResult(lumen=lum, eem=eem, eem_hidden=hidden, edge=edge.astype(np.float64),
-                       calcium=calc_rays, wire=wire, shadow=shadow)
+                       calcium=calc_rays, wire=wire, shadow=shadow, lumen_smooth=lum_smooth)

@@ -46,6 +46,35 @@ def unassessable_frames(pol: F32, ctx: detect.Context) -> B:
     return np.asarray(blank | saturated | guide)
 
 
+def fill_hidden_eem_along_pullback(eem: F64, lum_smooth: F64, hidden: B, assess: B,
+                                   max_hidden: float = 0.5) -> F64:
+    """Mostly hidden EEM (> ``max_hidden``): wall thickness from neighbouring frames.
+
+    Within a frame, short hidden arcs are interpolated from the visible EEM on either side
+    (:mod:`.detect`); when most of the EEM is behind calcium, the wall thickness (EEM minus
+    smooth lumen) of each hidden angle bin is interpolated along the pullback from the
+    nearest frames where that bin is visible (standard IVUS practice: interpolate from
+    visible EEM).
+    """
+    frac = hidden.mean(axis=1)
+    bad = assess & (frac > max_hidden)
+    if not bad.any():
+        return eem
+    good = assess & ~bad
+    out = eem.copy()
+    thick = eem - lum_smooth
+    fidx = np.arange(eem.shape[0], dtype=np.float64)
+    for a in range(eem.shape[1]):
+        vis = good & ~hidden[:, a]
+        if vis.sum() < 2:
+            continue
+        fill = bad & hidden[:, a]
+        if fill.any():
+            t = np.interp(fidx[fill], fidx[vis], thick[vis, a])
+            out[fill, a] = lum_smooth[fill, a] + t
+    return out
+
+
 class FrameBuilder:
     """Collects chunk detections and turns them into :class:`FrameMeasurement` objects."""
 
@@ -75,7 +104,9 @@ class FrameBuilder:
         edge = np.asarray(self._cat("edge"), dtype=np.float64)
         calc = np.asarray(self._cat("calcium"), dtype=np.bool_)
         wire = np.asarray(self._cat("wire"), dtype=np.bool_)
+        lum_s = np.asarray(self._cat("lumen_smooth"), dtype=np.float64)
         n = lum.shape[0]
+        eem = fill_hidden_eem_along_pullback(eem, lum_s, hidden, assess)
         half = volume.half_window(self.fs, p.volume_half_window)
         if half > 0 and n >= 3:
             lum = ndimage.median_filter(lum, size=(3, 1), mode="nearest")

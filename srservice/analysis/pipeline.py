@@ -75,13 +75,10 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
     center = pullback.catheter_center or polar.find_catheter_center(samples)
     grid = polar.make_grid(frames.shape[1:], center, step_px, p.max_radius_mm / ps_proc,
                            overlay)
-    # Per-frame gain from a sparse subset of the gather (cheap, before resampling).
-    sub = grid.index.reshape(ANGLE_BINS, grid.n_radii)[::6, :: 3].ravel()
-    levels_raw = np.median(frames.reshape(n, -1)[:, sub], axis=1).astype(np.float64)
-    gains = preprocess.gain_factors(levels_raw, p)
     pol_s = grid.to_polar(samples)
     r0 = preprocess.catheter_radius_samples(pol_s, p.radial_step_mm, p)
     valid_end = _valid_end(pol_s)
+    gains = _gains(frames, grid, pol_s, r0, p)
     s_idx = np.linspace(0, n - 1, samples.shape[0]).round().astype(np.intp)
     pol_s *= gains[s_idx, None, None].astype(np.float32)
     preprocess.remove_seam(pol_s, r0, p)
@@ -100,8 +97,9 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
         preprocess.remove_seam(pol, r0, p)
         bad = unassessable_frames(pol, ctx)
         assess[a0:a1] &= ~bad
-        avg = _temporal_mean(pol, ~bad, half_t)[c0 - a0 : c0 - a0 + (c1 - c0)]
-        res = detect.detect_chunk(avg, ctx)
+        own = slice(c0 - a0, c0 - a0 + (c1 - c0))
+        avg = _temporal_mean(pol, ~bad, half_t)[own]
+        res = detect.detect_chunk(pol[own], avg, ctx)
         builder.add(c0, res)
     measurements = builder.finish(assess)
     lesions = find_lesions(measurements, pullback.frame_spacing_mm, p)
@@ -112,6 +110,26 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
                             frame_spacing_mm=pullback.frame_spacing_mm,
                             frames=tuple(measurements), lesions=lesions,
                             not_assessable=tuple(reasons))
+
+
+def _gains(frames: npt.NDArray[np.uint8], grid: polar.PolarGrid,
+           pol_samples: npt.NDArray[np.float32], r0: int, p: AnalysisParameters
+           ) -> npt.NDArray[np.float64]:
+    """Per-frame gain factors measured on the catheter ring-down.
+
+    The ring-down is the same structure in every frame, so its brightness changes only with
+    the console gain. Its unsaturated flanks (median grey 40-200) are sampled in every frame
+    (a few hundred pixels) and :func:`preprocess.gain_factors` removes frame-to-frame jumps.
+    Without a usable ring-down every factor is 1.
+    """
+    n = frames.shape[0]
+    prof = np.median(pol_samples[:, :, :r0], axis=(0, 1))
+    radii = np.flatnonzero((prof >= 40.0) & (prof <= 200.0))
+    if radii.size == 0:
+        return np.ones(n)
+    idx = grid.index.reshape(ANGLE_BINS, grid.n_radii)[::2, radii].ravel()
+    levels = np.median(frames.reshape(n, -1)[:, idx], axis=1).astype(np.float64)
+    return preprocess.gain_factors(levels, p)
 
 
 def _valid_end(pol_samples: npt.NDArray[np.float32]) -> npt.NDArray[np.intp]:

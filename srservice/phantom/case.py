@@ -10,7 +10,14 @@ import numpy.typing as npt
 from srservice.analysis.types import LesionFeatures, Pullback
 from srservice.phantom.geometry import build_anatomy, lesion_arc
 from srservice.phantom.overlays import apply_overlays, overlay_mask
-from srservice.phantom.render import N_THETA, render_polar, scan_convert, scan_geometry
+from srservice.phantom.render import (
+    N_THETA,
+    SpeckleState,
+    plaque_texture,
+    render_polar,
+    scan_convert,
+    scan_geometry,
+)
 from srservice.phantom.spec import CaseSpec
 from srservice.phantom.truth import (
     CaseTruth,
@@ -78,13 +85,14 @@ def make_case(spec: CaseSpec) -> PhantomCase:
     geo = scan_geometry(spec.rows, spec.pixel_spacing_mm, center)
     anatomy = build_anatomy(spec)
     rng = np.random.default_rng(spec.seed + 1)
+    speckle = SpeckleState((N_THETA, geo.n_r), spec.frame_spacing_mm, rng, plaque_texture(rng))
     seam = int(np.random.default_rng(spec.seed + 2).integers(0, N_THETA - 2))
     colour = spec.overlays == "colour"
     shape = (spec.frame_count, spec.rows, spec.rows) + ((3,) if colour else ())
     frames = np.empty(shape, dtype=np.uint8)
     mask = None
     for fa in anatomy:
-        img = scan_convert(geo, render_polar(spec, geo, fa, rng, seam))
+        img = scan_convert(geo, render_polar(spec, geo, fa, speckle, seam))
         if spec.overlays != "none":
             labels = (f"Frame {fa.index + 1}", f"{spec.frequency_mhz:.0f}MHz", "IVUS PHANTOM")
             mask = overlay_mask(spec.rows, center, geo.fov_px, spec.pixel_spacing_mm, labels)

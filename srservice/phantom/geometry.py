@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy.ndimage import uniform_filter1d
 
 from srservice.phantom.spec import CaseSpec, LesionSpec, SegmentFeature
 
@@ -176,7 +177,7 @@ def build_anatomy(spec: CaseSpec) -> list[FrameAnatomy]:
         gw_angle = float(base + 180.0 + rng.uniform(-25, 25))
     hr_phase0 = rng.uniform(0, 2 * np.pi)
     gain = rng.normal(0.0, spec.gain_jitter_db, n)
-    gain = np.convolve(gain, np.ones(3) / 3.0, mode="same") + np.where(
+    gain = uniform_filter1d(gain, 3, mode="nearest") + np.where(
         rng.random(n) < 0.02, rng.normal(0, 3 * spec.gain_jitter_db, n), 0.0
     )
     lesion_of = np.full(n, -1)

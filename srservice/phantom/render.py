@@ -87,8 +87,46 @@ def _tissue_params(freq_mhz: float) -> tuple[float, float, float]:
     return blood, sigma_ax, atten
 
 
+class SpeckleState:
+    """Scatterer field carried from frame to frame.
+
+    Tissue speckle is correlated between neighbouring frames (the elevation beam width,
+    ~0.25 mm, is wider than the frame spacing): ``z_k = a z_{k-1} + sqrt(1 - a^2) w_k`` with
+    ``a = exp(-frame_spacing / 0.25 mm)``. Blood scatterers move with the flow, so blood uses
+    the fresh field ``w_k`` in every frame (blood speckle decorrelates frame to frame).
+    """
+
+    def __init__(self, shape: tuple[int, int], frame_spacing_mm: float,
+                 rng: np.random.Generator, plaque_texture: F32) -> None:
+        self.rng = rng
+        self.a = float(np.exp(-frame_spacing_mm / 0.25))
+        self.b = float(np.sqrt(1.0 - self.a**2))
+        self.re = rng.standard_normal(shape, dtype=np.float32)
+        self.im = rng.standard_normal(shape, dtype=np.float32)
+        self.texture = plaque_texture
+
+    def step(self) -> tuple[F32, F32, F32, F32]:
+        """Advance one frame; return (tissue re, tissue im, fresh re, fresh im)."""
+        w_re = self.rng.standard_normal(self.re.shape, dtype=np.float32)
+        w_im = self.rng.standard_normal(self.re.shape, dtype=np.float32)
+        self.re = self.a * self.re + self.b * w_re
+        self.im = self.a * self.im + self.b * w_im
+        return self.re, self.im, w_re, w_im
+
+
+def plaque_texture(rng: np.random.Generator) -> F32:
+    """Smooth log-normal echogenicity field over (angle, relative plaque depth)."""
+    from scipy.ndimage import gaussian_filter
+
+    field = rng.standard_normal((NPHI // 8, 16)).astype(np.float32)
+    field = gaussian_filter(field, (6.0, 2.0), mode=("wrap", "nearest"))
+    field /= max(float(field.std()), 1e-6)
+    out: F32 = np.exp(0.35 * field).astype(np.float32)
+    return out
+
+
 def render_polar(
-    spec: CaseSpec, geo: ScanGeometry, fa: FrameAnatomy, rng: np.random.Generator,
+    spec: CaseSpec, geo: ScanGeometry, fa: FrameAnatomy, speckle: SpeckleState,
     seam_line: int,
 ) -> F32:
     """Return the log-compressed display image (0-255 float) on the polar grid."""
@@ -105,8 +143,10 @@ def render_polar(
     if fa.assessable:
         rl, re = fa.r_lumen[ip], fa.r_eem[ip]
         branch = np.asarray(fa.branch)[ip]
-        amp[:] = 0.3
-        amp[r < rl] = blood
+        rel = np.clip((r - rl) / np.maximum(re - rl, 1e-3), 0.0, 0.999)
+        amp[:] = 0.22 * speckle.texture[ip // 8, (rel * 16).astype(np.intp)]
+        is_blood = r < rl
+        amp[is_blood] = blood
         media = (r >= re - MEDIA_MM) & (r < re)
         amp[media] = 0.07
         adv = r >= re
@@ -117,6 +157,7 @@ def render_polar(
         )[adv]
         br = branch & (r >= rl) & (r < re + 1.3)
         amp[br] = blood
+        is_blood |= br
         amp[(r < rl) & (rho_b > 0)] *= 1.0
         # Nodule and smooth protrusion: calcium fills the bump.
         edge_r = fa.r_edge[ip]
@@ -147,6 +188,7 @@ def render_polar(
         beyond = rho_b > GUIDE_RADIUS_MM + 0.15
         amp[beyond] = (0.12 * np.exp(-(rho_b - GUIDE_RADIUS_MM) / 0.8))[beyond]
         att = np.ones(r.shape, dtype=np.float32)
+        is_blood = rho_b < GUIDE_RADIUS_MM
     # Guidewire: bright short arc and its narrow shadow.
     gw = fa.guidewire
     if gw is not None and fa.assessable:
@@ -157,13 +199,16 @@ def render_polar(
         sh = (np.abs(dth) < gw.shadow_deg / 2.0)[:, None] & (rho > gw.rho_mm + 0.06)
         att[sh] *= 0.03
     # Catheter: dark transducer, bright ring-down ring.
-    ring = np.exp(-0.5 * ((rho_b - CATHETER_RADIUS_MM + 0.05) / 0.05) ** 2)
+    ring = np.exp(-0.5 * ((rho_b - CATHETER_RADIUS_MM + 0.05) / 0.05) ** 2) + 0.25 * np.exp(
+        -0.5 * ((rho_b - CATHETER_RADIUS_MM + 0.2) / 0.03) ** 2
+    )
     amp = np.where(rho_b < CATHETER_RADIUS_MM, (3.0 * ring).astype(np.float32), amp)
     amp = amp * att * np.exp(-alpha * rho_b).astype(np.float32)
     amp += 0.004
     # Speckle: complex Gaussian scatterers convolved with the PSF; envelope.
-    re_ = rng.standard_normal(amp.shape, dtype=np.float32) * amp
-    im_ = rng.standard_normal(amp.shape, dtype=np.float32) * amp
+    t_re, t_im, w_re, w_im = speckle.step()
+    re_ = np.where(is_blood, w_re, t_re) * amp
+    im_ = np.where(is_blood, w_im, t_im) * amp
     s_ax = sig_ax / geo.dr_mm
     s_lat = 1.6 * (40.0 / spec.frequency_mhz) ** 0.5
     for a in (re_, im_):

@@ -52,6 +52,8 @@ class FrameTruth:
     eem_shadowed_fraction: float
     calcium_rendered: bool
     guidewire_hidden_mask: B
+    calcium_depth_mm: F64 | None = None
+    """Per bin: lumen border to calcium leading edge (mm) along the ray; NaN without calcium."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,10 @@ def frame_truth(
     ang_c = np.degrees(np.arctan2(edge_pts[:, 1] - centroid[1], edge_pts[:, 0] - centroid[0]))
     calc = _to_bins(ang_c[has])
     sup = _to_bins(ang_c[has & fa.superficial])
+    depth = np.full(ANGLE_BINS, np.nan)
+    if has.any():
+        bins = np.floor(np.mod(ang_c[has], 360.0) * ANGLE_BINS / 360.0).astype(int) % ANGLE_BINS
+        np.fmin.at(depth, bins, (fa.r_edge - fa.r_lumen)[has])
     # Bins (about the centroid) hidden by the guidewire shadow, seen from the catheter.
     hidden = np.zeros(ANGLE_BINS, dtype=bool)
     gw = fa.guidewire
@@ -231,6 +237,7 @@ def frame_truth(
         eem_shadowed_fraction=float(shadowed.mean()),
         calcium_rendered=fa.calcium_rendered,
         guidewire_hidden_mask=hidden,
+        calcium_depth_mm=np.where(calc, depth, np.nan),
     )
 
 

@@ -55,10 +55,10 @@ _NATIVE = {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
 def _resolve_ts(ts: str) -> UID:
     if ts in TRANSFER_SYNTAXES:
         return TRANSFER_SYNTAXES[ts]
-    uid = UID(ts)
-    if uid not in TRANSFER_SYNTAXES.values():
-        raise ValueError(f"transfer_syntax must be one of {sorted(TRANSFER_SYNTAXES)}, not {ts!r}")
-    return uid
+    for uid in TRANSFER_SYNTAXES.values():
+        if ts == str(uid):
+            return uid
+    raise ValueError(f"transfer_syntax must be one of {sorted(TRANSFER_SYNTAXES)}, not {ts!r}")
 
 
 def _pixels(
@@ -293,6 +293,9 @@ def write_pullback(case: PhantomCase, path: str | os.PathLike[str], **kwargs: ob
             ds.save_as(fh, enforce_file_format=True)
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

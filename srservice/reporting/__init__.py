@@ -8,9 +8,10 @@ objects.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
 
@@ -19,7 +20,9 @@ from srservice.analysis.types import PullbackAnalysis
 from srservice.reporting.pdf import DOCUMENT_TITLE, build_pdf_dataset
 from srservice.reporting.plots import PageHeader, render_pdf
 from srservice.reporting.sr import build_sr, statements
-from srservice.results import LoadedLike, scores_for, summary
+
+if TYPE_CHECKING:  # results imports reporting.uids: import it lazily to avoid a cycle
+    from srservice.results import LoadedLike
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,10 @@ def produce_outputs(loaded: LoadedLike, analysis: PullbackAnalysis,
     Outputs
         SR and PDF datasets (with file meta) and the summary dictionary.
     """
+    from srservice.results import scores_for, summary
+
+    # highdicom logs every copied module at INFO; keep service logs readable.
+    logging.getLogger("highdicom").setLevel(logging.WARNING)
     scores = scores_for(analysis)
     params = dict(parameters) if parameters is not None else default_parameters()
     header = loaded.header

@@ -128,8 +128,8 @@ def _profiles(ax_arc: Axes, ax_area: Axes, analysis: PullbackAnalysis) -> None:
     ax_arc.set_ylim(0, 410)
     ax_arc.set_yticks([0, 90, 180, 270, 360])
     ax_arc.set_ylabel("Calcium arc (°)", fontsize=8)
-    ax_arc.legend(fontsize=6.5, loc="upper right", ncol=3, frameon=False,
-                  bbox_to_anchor=(1.0, 1.17))
+    ax_arc.legend(fontsize=6.5, loc="lower right", ncol=3, frameon=False,
+                  bbox_to_anchor=(1.0, 1.0), borderaxespad=0.1)
     lumen = np.array([np.nan if f.lumen_area_mm2 is None else f.lumen_area_mm2
                       for f in analysis.frames])
     eem = np.array([np.nan if f.eem_area_mm2 is None else f.eem_area_mm2
@@ -138,7 +138,7 @@ def _profiles(ax_arc: Axes, ax_area: Axes, analysis: PullbackAnalysis) -> None:
         ax_area.plot(x, eem, color="#8c6d00", lw=1.0, label="EEM area")
         ax_area.plot(x, lumen, color="#0b7a86", lw=1.0, label="lumen area")
         ax_area.set_ylabel("Area (mm²)", fontsize=8)
-        ax_area.legend(fontsize=6.5, loc="upper right", frameon=False)
+        ax_area.legend(fontsize=6.5, loc="center right", framealpha=0.8)
     else:
         ax_area.text(0.5, 0.5, "Areas not measured (pixel spacing unknown)",
                      transform=ax_area.transAxes, ha="center", va="center", fontsize=8)
@@ -209,7 +209,7 @@ def render_pdf(header: PageHeader, analysis: PullbackAnalysis,
     body = "\n".join(wrapped)
     n_lines = body.count("\n") + 1 if body else 0
     fig.text(0.05, y, body, fontsize=7, va="top", linespacing=1.3)
-    y -= 0.0125 * n_lines + 0.008
+    y -= 0.0112 * n_lines + 0.008
     fig.text(0.05, y, statements[0] if statements else "", fontsize=8, weight="bold",
              va="top", color="#a00000")
     y -= 0.012

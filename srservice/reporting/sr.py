@@ -5,6 +5,9 @@ Content tree (PS3.16 TID 1500, built by :class:`highdicom.sr.MeasurementReport`)
 - Observation context with the algorithm as device observer (TID 1004), procedure reported
   SCT 241466007 "Intravascular ultrasound", an Image Library (TID 1600) referencing the source
   IVUS instance.
+- A whole-pullback TID 1501 group: the highest segment score and the overall recommendation,
+  with the algorithm identification (TID 4019) carrying every analysis parameter (the other
+  groups name the algorithm and version only).
 - Per calcified segment one TID 1501 group (tracking identifier + UID, finding type SCT
   237897009 "Vascular calcification", algorithm identification TID 4019): maximum superficial
   calcium arc (DCM 122355), length of > 270-degree superficial calcium and calcified segment
@@ -38,9 +41,10 @@ from srservice.analysis.types import FrameMeasurement, LesionFeatures, PullbackA
 from srservice.reporting import codes as c
 from srservice.reporting.overlay import arc_polylines, closed
 from srservice.reporting.uids import derived_uid
-from srservice.scoring import DISCLAIMER, IvusCalciumScore, highest_total
+from srservice.scoring import CITATION_IVUS, DISCLAIMER, IvusCalciumScore, highest_total
 
 SR_SERIES_NUMBER = 990
+SR_DECIMALS = 3
 MANUFACTURER = "srservice"
 QUALITATIVE_EVALUATIONS = Code("C0034375", "UMLS", "Qualitative Evaluations")
 
@@ -61,7 +65,9 @@ def _measurement(name: Code, value: float | int, unit: Code, *, method: Code | N
                  derivation: Code | None = None,
                  refs: Sequence[hd.sr.SourceImageForMeasurement] | None = None,
                  ) -> hd.sr.Measurement:
-    value = value if isinstance(value, int) else float(value)
+    # Numeric values are rounded to SR_DECIMALS decimals (0.001 mm / deg / mm2), far below
+    # the measurement precision, so viewers do not print 15 digits.
+    value = value if isinstance(value, int) else round(float(value), SR_DECIMALS)
     return hd.sr.Measurement(name=name, value=value, unit=unit, method=method,
                              derivation=derivation,
                              referenced_images=list(refs) if refs else None)
@@ -208,6 +214,8 @@ def statements(analysis: PullbackAnalysis, scores: Sequence[IvusCalciumScore]) -
         out.append(prefix + score.recommendation)
         out += [prefix + s for s in score.statements]
     out += [f"Not measured: {reason}" for reason in analysis.not_assessable]
+    out.append(f"Method: IVUS calcium score of {CITATION_IVUS}; choices where the paper is "
+               "silent are documented in docs/scoring.md.")
     return out
 
 
@@ -269,5 +277,19 @@ def build_sr(header: Dataset, analysis: PullbackAnalysis, scores: Sequence[IvusC
         manufacturer=MANUFACTURER, is_complete=True, is_final=True, is_verified=False,
         series_description="IVUS calcium score (automated, unverified)")
     sr.CodingSchemeIdentificationSequence = [c.coding_scheme_identification()]
+    _separate(sr)
     return sr
 
+
+
+def _separate(item: Dataset) -> None:
+    """Mark every CONTAINER's content as SEPARATE items (PS3.3 C.17.3.2.3).
+
+    highdicom writes CONTINUOUS; renderers (e.g. DCMTK ``dsr2html``) then print a measurement
+    group as running text without the concept names. The items here are independent
+    measurements, which is what SEPARATE says.
+    """
+    if item.get("ValueType") == "CONTAINER":
+        item.ContinuityOfContent = "SEPARATE"
+    for child in item.get("ContentSequence", []):
+        _separate(child)

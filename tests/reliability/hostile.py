@@ -1,0 +1,119 @@
+"""Builders of hostile and malformed IVUS objects, and the outcome rule every one must obey.
+
+The rule (docs/reliability.md, promise P4): a malformed object gets a DICOM status, never a
+crash. Either the listener refuses it (a failure status, and nothing of it is in the spool), or
+it answers Success (and the stored bytes are exactly the sent ones) and the analysis entry
+point (:func:`srservice.dicomio.load_pullback` then
+:func:`srservice.analysis.pipeline.analyze_pullback`) raises an :class:`SrServiceError` with a
+reason instead of crashing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+
+from srservice.errors import SrServiceError
+from tests.reliability.support import (
+    RawInstance,
+    finals_for,
+    phantom_part10,
+    same_length_uid,
+    sha256_of_stored,
+)
+
+#: Statuses a refusal may carry: PS3.4 Table B.2-1 (0xA7xx out of resources, 0xA9xx data set
+#: does not match SOP class, 0xCxxx cannot understand) and 0x0122 (SOP class not supported).
+#: 0xC001 is excluded on purpose: pynetdicom answers it when a handler raised (a crash).
+def is_refusal(status: int) -> bool:
+    """True for a failure status the listener gives on purpose."""
+    return (status == 0x0122 or 0xA700 <= status <= 0xA7FF or 0xA900 <= status <= 0xA9FF
+            or (0xC000 <= status <= 0xCFFF and status != 0xC001))
+
+
+def phantom_dataset(transfer_syntax: str = "explicit", frames: int = 6, rows: int = 64) -> Dataset:
+    """A decoded copy of the small phantom pullback."""
+    return dcmread(DicomBytesIO(phantom_part10(frames, rows, transfer_syntax)))
+
+
+def encode(ds: Dataset, *, sop_instance_uid: str | None = None) -> RawInstance:
+    """Encode ``ds`` (keeping its transfer syntax) as a :class:`RawInstance`.
+
+    ``sop_instance_uid`` (any string, valid or not) is put in both the data set and the meta.
+    """
+    uid = sop_instance_uid if sop_instance_uid is not None else same_length_uid(
+        str(ds.SOPInstanceUID))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.SOPInstanceUID = uid
+        ds.file_meta.MediaStorageSOPInstanceUID = uid
+        ts = ds.file_meta.TransferSyntaxUID
+        buf = DicomBytesIO()
+        buf.is_little_endian = ts.is_little_endian
+        buf.is_implicit_VR = ts.is_implicit_VR
+        write_dataset(buf, ds)
+    data = buf.getvalue()
+    return RawInstance(str(ds.SOPClassUID), uid, str(ds.file_meta.TransferSyntaxUID), data)
+
+
+def replace_once(data: bytes, old: bytes, new: bytes) -> bytes:
+    """Replace the first occurrence of ``old`` (which must exist)."""
+    at = data.find(old)
+    assert at >= 0, f"pattern {old!r} not found"
+    return data[:at] + new + data[at + len(old):]
+
+
+def pixel_data_offset(data: bytes) -> int:
+    """Offset of the top-level (7FE0,0010) element header in little-endian data set bytes."""
+    at = data.rfind(b"\xe0\x7f\x10\x00")
+    assert at >= 0
+    return at
+
+
+@dataclass
+class Outcome:
+    """What happened to one hostile object."""
+
+    status: int | None
+    stored: bool
+    analysis: str  # "refused", "ok", "SrServiceError-subclass: reason" or "CRASH ..."
+
+
+def analyse_file(path: Path) -> str:
+    """Run the analysis entry point on a stored file; return 'ok' or the error's class+reason.
+
+    Anything that is not an :class:`SrServiceError` is returned as ``CRASH <type>: ...``.
+    """
+    from srservice.analysis.pipeline import analyze_pullback
+    from srservice.dicomio import load_pullback
+
+    try:
+        loaded = load_pullback(path)
+        analyze_pullback(loaded.pullback)
+    except SrServiceError as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    except Exception as exc:  # noqa: BLE001 - reported as a crash by the caller's assert
+        return f"CRASH {type(exc).__name__}: {exc}"
+    return "ok"
+
+
+def check_outcome(status: int | None, inst: RawInstance, spool: Path) -> Outcome:
+    """Apply the outcome rule to one sent object; raise AssertionError when it is broken."""
+    assert status is not None, "no C-STORE response (association aborted or listener crashed)"
+    safe_uid = all(c in "0123456789." for c in inst.sop_instance_uid)
+    stored = finals_for(spool, inst.sop_instance_uid) if safe_uid else []
+    if status != 0x0000:
+        assert is_refusal(status), f"status 0x{status:04X} is not a deliberate refusal"
+        assert stored == [], "a refused object left a file in the spool"
+        return Outcome(status, False, "refused")
+    assert len(stored) == 1, f"Success but {len(stored)} files for the instance"
+    assert sha256_of_stored(stored[0]) == inst.sha256, "stored bytes differ from sent bytes"
+    analysis = analyse_file(stored[0])
+    assert not analysis.startswith("CRASH"), analysis
+    return Outcome(status, True, analysis)

@@ -1,0 +1,184 @@
+"""End-to-end faults and refusals with real processes: access, bad UIDs, non-IVUS objects,
+PACS down then up, worker SIGKILLed in the middle of a job."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom import Dataset, config
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pynetdicom import AE
+from sqlalchemy import text
+
+from srservice.demo import send_file
+from tests.orthanc import OrthancServer
+from tests.test_e2e import (
+    SR_CLASS,
+    Service,
+    check_outputs_in_orthanc,
+    make_service,
+    orthanc,
+    phantom_file,
+    poll,
+    redis_url,
+    storescu,
+)
+
+__all__ = ["make_service", "orthanc", "redis_url"]  # fixtures re-used from test_e2e
+
+pytestmark = pytest.mark.timeout(300)
+
+SC_CLASS = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
+US_MF_CLASS = "1.2.840.10008.5.1.4.1.1.3.1"
+
+
+def small_image(sop_class: str, modality: str, sop_uid: str | None = None) -> Dataset:
+    """A tiny valid 8-bit image of ``sop_class`` (hand-made with pydicom)."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid or generate_uid()
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, ds.file_meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Modality, ds.PatientID, ds.PatientName = modality, "E2E", "E2E^Test"
+    ds.Rows = ds.Columns = 16
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation = 7, 0
+    if sop_class == US_MF_CLASS:
+        ds.NumberOfFrames = 2
+        ds.FrameIncrementPointer = 0x00181063
+        ds.FrameTime = 33.3
+        ds.PixelData = np.zeros((2, 16, 16), np.uint8).tobytes()
+    else:
+        ds.PixelData = np.zeros((16, 16), np.uint8).tobytes()
+    return ds
+
+
+def c_store(ds: Dataset, port: int, aet: str = "CONSOLE") -> int:
+    """C-STORE ``ds`` with pynetdicom and return the status (-1: no association)."""
+    ae = AE(ae_title=aet)
+    ae.add_requested_context(ds.SOPClassUID, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", port, ae_title="SRSERVICE")
+    if not assoc.is_established:
+        return -1
+    try:
+        status = assoc.send_c_store(ds)
+    finally:
+        assoc.release()
+    return int(status.Status) if status and "Status" in status else -2
+
+
+def instance_count(service: Service, uid: str) -> int:
+    with service.store.engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM instances WHERE sop_instance_uid "
+                                     "= :u"), {"u": uid}).scalar_one())
+
+
+def test_access_bad_uid_and_non_ivus(tmp_path: Path,
+                                     make_service: Callable[..., Service]) -> None:
+    service = make_service(allowed_calling_aes="CONSOLE", non_ivus_policy="store").start()
+    # unknown calling AE: association rejected, nothing recorded
+    src, uid, _ = phantom_file(tmp_path)
+    refused = storescu(src, service.port, aet="INTRUDER")
+    assert refused.returncode != 0
+    assert "reject" in (refused.stdout + refused.stderr).lower()
+    assert instance_count(service, uid) == 0
+    # invalid (path traversal) UID: refused with a failure status, never touches a path
+    bad_uid = "1.2.3/../../evil"
+    old = config.settings.writing_validation_mode
+    config.settings.writing_validation_mode = config.WARN
+    try:
+        status = c_store(small_image(US_MF_CLASS, "IVUS", bad_uid), service.port)
+    finally:
+        config.settings.writing_validation_mode = old
+    assert status not in (0, -1, -2) and status & 0xF000 in (0xA000, 0xC000), hex(status)
+    assert instance_count(service, bad_uid) == 0
+    assert not list(service.data_dir.rglob("*evil*"))
+    # non-IVUS object with policy 'store': stored and recorded, no job
+    sc = small_image(SC_CLASS, "OT")
+    assert c_store(sc, service.port) == 0
+    poll(lambda: instance_count(service, sc.SOPInstanceUID) == 1, 10, "the SC instance")
+    assert service.jobs(sc.SOPInstanceUID) == []
+    # an IVUS pullback from the allowed AE still works alongside
+    assert storescu(src, service.port).returncode == 0
+    assert service.wait_job(uid, ("delivered", "failed", "dead")).state == "delivered"
+
+
+def test_pacs_down_then_up(tmp_path: Path, make_service: Callable[..., Service],
+                           orthanc: OrthancServer) -> None:
+    orthanc.stop()
+    service = make_service(destinations=orthanc.destination, delivery_backoff_seconds="1",
+                           delivery_backoff_max_seconds="2",
+                           delivery_deadline_seconds="300").start()
+    src, uid, _ = phantom_file(tmp_path)
+    assert storescu(src, service.port).returncode == 0
+
+    def failing_twice() -> bool:
+        jobs = service.jobs(uid)
+        return bool(jobs and jobs[0].deliveries and jobs[0].deliveries[0].attempts >= 2
+                    and jobs[0].deliveries[0].state == "pending")
+
+    poll(failing_twice, 120, "two failed delivery attempts while the PACS is down")
+    job = service.jobs(uid)[0]
+    assert job.state == "reported" and job.deliveries[0].last_error
+    attempts_before = job.attempts
+    orthanc.start()
+    job = service.wait_job(uid, ("delivered", "dead", "failed"))
+    assert job.state == "delivered", job.as_dict()
+    assert job.attempts == attempts_before  # the analysis did not run again
+    # the SR carries the score the job recorded (the phantom's score is checked in test_e2e)
+    check_outputs_in_orthanc(orthanc, src, job.score_total)
+
+
+def test_worker_sigkill_mid_job_completes_once(tmp_path: Path,
+                                               make_service: Callable[..., Service],
+                                               redis_url: str,
+                                               orthanc: OrthancServer) -> None:
+    service = make_service(broker_url=redis_url, destinations=orthanc.destination,
+                           embedded_worker="false", job_stuck_seconds="20").start()
+    first = service.start_worker()
+    src, uid, _ = phantom_file(tmp_path)
+    assert storescu(src, service.port).returncode == 0
+    poll(lambda: any(j.state == "running" for j in service.jobs(uid)), 120,
+         "the job to be running", interval=0.05)
+    first.kill_group()  # the whole worker (main process and pool) dies mid-analysis
+    job = service.jobs(uid)[0]
+    assert job.state == "running"
+    service.start_worker()
+    job = service.wait_job(uid, ("delivered", "dead", "failed"), timeout=180)
+    assert job.state == "delivered", (job.as_dict(), service.logs())
+    assert job.attempts == 2
+    sr = check_outputs_in_orthanc(orthanc, src, job.score_total)
+    srs = [i for i in orthanc.instances() if i.get("SOPClassUID") == SR_CLASS]
+    assert len(srs) == 1 and srs[0]["SOPInstanceUID"] == sr.SOPInstanceUID
+
+
+def test_demo_command(tmp_path: Path, make_service: Callable[..., Service]) -> None:
+    import subprocess
+
+    from tests.test_e2e import SRSERVICE
+
+    service = make_service().start()
+    result = subprocess.run(SRSERVICE + ["demo", "--port", str(service.port), "--timeout",
+                                         "120"], env=service.env, capture_output=True,
+                            text=True, timeout=200)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "IVUS calcium score:" in result.stdout and "delivered" in result.stdout
+
+
+def test_send_file_helper_rejects_wrong_called_ae(make_service: Callable[..., Service],
+                                                  tmp_path: Path) -> None:
+    service = make_service().start()
+    src, _, _ = phantom_file(tmp_path)
+    from srservice.errors import DeliveryError
+
+    with pytest.raises(DeliveryError):
+        send_file(src, host="127.0.0.1", port=service.port, aec=f"X{uuid.uuid4().hex[:8]}",
+                  aet="CONSOLE")
