@@ -339,7 +339,7 @@ def _frame_spacing(ds: Dataset, default: float | None, notes: list[str]) -> floa
         gated = _float(ds.get("IVUSGatedRate"))
         if gated and gated > 0:
             spacing = gated
-            notes.append("gated pullback: frame spacing = IVUS Gated Rate (mm/beat)")
+            notes.append("gated pullback: frame spacing = IVUS Gated Rate (mm/beat, C.8.5.6.1.21)")
         else:
             notes.append("gated pullback without IVUS Gated Rate")
     else:
@@ -411,9 +411,9 @@ def load_pullback(
     spacing, center = _pixel_spacing(ds, rows, cols, default_pixel_spacing_mm, notes)
     fspacing = _frame_spacing(ds, default_frame_spacing_mm, notes)
     header = Dataset()
-    for elem in ds:
-        if elem.tag.group != 0x7FE0:
-            header.add(elem)
+    for tag in list(ds.keys()):  # keys only: iterating the dataset would read Pixel Data
+        if tag.group != 0x7FE0:
+            header.add(ds[tag])
     if meta is not None:
         header.file_meta = meta
     pullback = Pullback(

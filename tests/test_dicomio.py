@@ -301,3 +301,32 @@ def test_written_file_is_complete_and_readable(case: PhantomCase, tmp_path: Path
     )
     assert ds.IVUSAcquisition == "MOTOR_PULLBACK"
     assert float(ds.IVUSPullbackRate) == case.spec.pullback_rate_mm_s
+
+
+def test_planar_configuration_1(case: PhantomCase, tmp_path: Path) -> None:
+    ds = build_dataset(case, photometric="RGB")
+    rgb = np.repeat(case.frames[..., None], 3, axis=3)
+    ds.PixelData = np.ascontiguousarray(np.moveaxis(rgb, -1, 1)).tobytes()
+    ds.PlanarConfiguration = 1
+    p = tmp_path / "planar.dcm"
+    ds.save_as(p, enforce_file_format=True)
+    assert np.array_equal(load_pullback(p).pullback.frames, case.grey_frames())
+    assert np.array_equal(load_pullback(ds).pullback.frames, case.grey_frames())
+
+
+def test_peak_memory_about_decoded_size(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from srservice.phantom import CaseSpec, make_case
+
+    big = make_case(CaseSpec("mem", 9, rows=256, pixel_spacing_mm=0.025, frame_count=40,
+                             motion=0.0))
+    for ts in ("explicit", "rle"):
+        p = write_pullback(big, tmp_path / f"{ts}.dcm", transfer_syntax=ts)
+        load_pullback(p)  # warm up imports and plugin caches
+        tracemalloc.start()
+        loaded = load_pullback(p)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        decoded = loaded.pullback.frames.nbytes
+        assert peak < 1.6 * decoded + 2_000_000, (ts, peak, decoded)

@@ -166,9 +166,9 @@ def test_demo_command(tmp_path: Path, make_service: Callable[..., Service]) -> N
     from tests.test_e2e import SRSERVICE
 
     service = make_service().start()
-    result = subprocess.run(SRSERVICE + ["demo", "--port", str(service.port), "--timeout",
-                                         "120"], env=service.env, capture_output=True,
-                            text=True, timeout=200)
+    result = subprocess.run([*SRSERVICE, "demo", "--port", str(service.port), "--timeout",
+                             "120"], env=service.env, capture_output=True, text=True,
+                            timeout=200)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "IVUS calcium score:" in result.stdout and "delivered" in result.stdout
 

@@ -27,7 +27,7 @@ from workers.app import ANALYZE_TASK, DELIVER_TASK, PUBLISH_RETRY_POLICY, QUEUE,
 
 LOGGER = logging.getLogger(__name__)
 
-_stores: dict[int, JobStore] = {}
+_stores: dict[tuple[int, str], JobStore] = {}
 _stores_lock = threading.Lock()
 
 #: Retries of a task whose job store was unreachable (then the sweeper takes over).
@@ -36,13 +36,14 @@ TRANSIENT_RETRIES = 20
 
 def job_store() -> JobStore:
     """Return this process's job store (created after fork, never shared with a parent)."""
-    pid = os.getpid()
+    key = (os.getpid(), current_settings().effective_database_url)
     with _stores_lock:
-        store = _stores.get(pid)
+        store = _stores.get(key)
         if store is None:
-            store = JobStore(current_settings().effective_database_url)
-            _stores.clear()
-            _stores[pid] = store
+            for old_key in [k for k in _stores if k[0] != key[0]]:
+                del _stores[old_key]  # inherited from a parent: never used after fork
+            store = JobStore(key[1])
+            _stores[key] = store
         return store
 
 
@@ -78,8 +79,9 @@ def _retry_delay(task: Task[Any, Any]) -> float:
 
 def register(celery: Celery) -> None:
     """Register the two tasks on ``celery`` under their stable names."""
-    options: dict[str, Any] = {"bind": True, "acks_late": True, "reject_on_worker_lost": True,
-                               "ignore_result": True, "max_retries": TRANSIENT_RETRIES}
+    options: dict[str, Any] = {"bind": True, "shared": False, "acks_late": True,
+                               "reject_on_worker_lost": True, "ignore_result": True,
+                               "max_retries": TRANSIENT_RETRIES}
 
     def analyze_job_task(self: Task[Any, Any], job_id: int) -> str:
         try:

@@ -190,6 +190,22 @@ def classify_wire(shadow: B, edge: npt.NDArray[np.intp], lumen: F64, ctx: Contex
     return wire
 
 
+def dark_rays(s3: F32, ctx: Context) -> B:
+    """Rays dark from the catheter to the edge of the field of view.
+
+    A shadow that starts at the catheter (guidewire whose reflection is not visible, or the
+    part of a guidewire shadow beside its bright spot) hides lumen and wall alike; such rays
+    carry no border information and are never calcium (no leading edge).
+    """
+    n_r = s3.shape[2]
+    start = min(ctx.r0 + ctx.samples(0.1), n_r - 1)
+    rr = np.arange(n_r)[None, None, :]
+    inside = (rr >= start) & (rr < ctx.valid_end[None, :, None])
+    dark = (s3 < ctx.levels.dark) & inside
+    count = np.maximum(inside.sum(axis=2), 1)
+    return np.asarray(dark.sum(axis=2) / count >= 0.9)
+
+
 def detect_chunk(polar: F32, averaged: F32, ctx: Context) -> ChunkResult:
     """Run the polar detections on a batch of frames (see module docstring).
 
@@ -205,15 +221,17 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context) -> ChunkResult:
     full = np.full((n, n_a), n_r, dtype=np.intp)
     # Pass 1: lumen with every shadow ray ignored; then guidewire vs calcium.
     l1 = dp_border(lumen_cost(s, ctx, shadow, full), p.lumen_smoothness_mm, ctx)
-    wire = classify_wire(shadow, edge, l1, ctx)
+    wire = classify_wire(shadow, edge, l1, ctx) | dark_rays(s3, ctx)
+    wire = ndimage.binary_dilation(wire, structure=np.array([[1, 1, 1]], dtype=bool),
+                                   iterations=2)
     calc_rays = shadow & ~wire
     # Pass 2: calcium rays count up to their leading edge; wire rays are ignored.
     stop = np.where(calc_rays, edge, n_r)
     lum = dp_border(lumen_cost(s, ctx, wire, stop), p.lumen_smoothness_mm, ctx)
     # Side branches / wire: outward outliers replaced by a robust smooth fit.
-    fit = robust_fourier_fit(lum, ~(wire | calc_rays), order=4)
+    fit = robust_fourier_fit(lum, ~wire, order=4)
     out_tol = 0.2 / ctx.step_mm
-    lum = np.where((lum > fit + out_tol) | wire, fit, lum)
+    lum = np.where(((lum > fit + out_tol) & ~calc_rays) | wire, fit, lum)
     lum = np.where(calc_rays, np.minimum(lum, edge.astype(np.float64)), lum)
     # EEM: media -> adventitia rise beyond the lumen.
     h = ctx.samples(0.05)
@@ -234,7 +252,7 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context) -> ChunkResult:
     eem = dp_border(cost, p.eem_smoothness_mm, ctx)
     # Hidden EEM: interpolate the wall thickness over the smooth lumen contour, so the
     # eccentricity of the catheter in the lumen is kept.
-    lum_smooth = robust_fourier_fit(lum, ~(wire | calc_rays), order=3)
+    lum_smooth = robust_fourier_fit(lum, ~wire, order=3)
     lum_smooth = np.where(wire | calc_rays, lum_smooth, lum)
     eem = lum_smooth + interpolate_hidden(eem - lum_smooth, hidden)
     eem = np.maximum(eem, lum + p.min_plaque_mm / ctx.step_mm)

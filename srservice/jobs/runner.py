@@ -86,17 +86,19 @@ def _analyze_and_write(settings: Settings, store: JobStore, job: JobView) -> Rep
     loaded = load_job_input(settings, job, store.job_inputs(job.id))
     analysis = analyze_pullback(loaded.pullback)
     outputs = produce_outputs(loaded, analysis)
-    sr, pdf = outputs.sr, outputs.pdf
+    sr, pdf, summary = outputs.sr, outputs.pdf, dict(outputs.summary)
     if job.revision:
         apply_revision(sr, loaded.sop_instance_uid, "sr", job.revision)
         apply_revision(pdf, loaded.sop_instance_uid, "pdf", job.revision)
-    written = write_job_outputs(settings.data_dir / "outputs", job.id, sr, pdf, outputs.summary)
-    total = outputs.summary.get("ivus_calcium_score")
+        summary.update(sr_sop_instance_uid=str(sr.SOPInstanceUID),
+                       pdf_sop_instance_uid=str(pdf.SOPInstanceUID), revision=job.revision)
+    written = write_job_outputs(settings.data_dir / "outputs", job.id, sr, pdf, summary)
+    total = summary.get("ivus_calcium_score")
     return ReportRecord(
         output_dir=str(written.directory), sr_path=str(written.sr_path),
         pdf_path=str(written.pdf_path), sr_sop_instance_uid=written.sr_sop_instance_uid,
         pdf_sop_instance_uid=written.pdf_sop_instance_uid,
-        score_total=total if isinstance(total, int) else None, summary=outputs.summary)
+        score_total=total if isinstance(total, int) else None, summary=summary)
 
 
 def run_analysis(settings: Settings, store: JobStore, job_id: int, *, owner: str,

@@ -199,10 +199,10 @@ def render_polar(
         sh = (np.abs(dth) < gw.shadow_deg / 2.0)[:, None] & (rho > gw.rho_mm + 0.06)
         att[sh] *= 0.03
     # Catheter: dark transducer, bright ring-down ring.
-    ring = np.exp(-0.5 * ((rho_b - CATHETER_RADIUS_MM + 0.05) / 0.05) ** 2) + 0.25 * np.exp(
+    ringdown = np.exp(-0.5 * ((rho_b - CATHETER_RADIUS_MM + 0.05) / 0.05) ** 2) + 0.25 * np.exp(
         -0.5 * ((rho_b - CATHETER_RADIUS_MM + 0.2) / 0.03) ** 2
     )
-    amp = np.where(rho_b < CATHETER_RADIUS_MM, (3.0 * ring).astype(np.float32), amp)
+    amp = np.where(rho_b < CATHETER_RADIUS_MM, (3.0 * ringdown).astype(np.float32), amp)
     amp = amp * att * np.exp(-alpha * rho_b).astype(np.float32)
     amp += 0.004
     # Speckle: complex Gaussian scatterers convolved with the PSF; envelope.
