@@ -173,6 +173,7 @@ class SrServer(ThreadedAssociationServer):
         """Accept a connection; wrap it for TLS without handshaking yet."""
         assert self.socket is not None
         client, address = self.socket.accept()
+        client.settimeout(self.ae.network_timeout)  # a peer silent mid-PDU is dropped
         if self.ssl_context is not None:
             client = self.ssl_context.wrap_socket(client, server_side=True,
                                                   do_handshake_on_connect=False)
@@ -184,7 +185,7 @@ class SrServer(ThreadedAssociationServer):
             try:
                 request.settimeout(self.handshake_timeout)
                 request.do_handshake()
-                request.settimeout(None)
+                request.settimeout(self.ae.network_timeout)
             except OSError as exc:  # ssl.SSLError and socket.timeout are OSErrors
                 if self.audit is not None:
                     self.audit.event("association-rejected", peer_host=str(client_address[0]),

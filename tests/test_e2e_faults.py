@@ -3,6 +3,7 @@ PACS down then up, worker SIGKILLed in the middle of a job."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -182,3 +183,91 @@ def test_send_file_helper_rejects_wrong_called_ae(make_service: Callable[..., Se
     with pytest.raises(DeliveryError):
         send_file(src, host="127.0.0.1", port=service.port, aec=f"X{uuid.uuid4().hex[:8]}",
                   aet="CONSOLE")
+
+
+class PrivateRedis:
+    """A redis-server of our own on a free port (the shared one is never restarted)."""
+
+    def __init__(self, root: Path) -> None:
+        from tests.conftest import free_port, require_tool
+
+        self.exe = require_tool("redis-server")
+        self.port = free_port()
+        self.root = root
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> PrivateRedis:
+        import redis
+
+        self.proc = subprocess.Popen([self.exe, "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir",
+                                      str(self.root)], stdout=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+
+        def up() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.exceptions.ConnectionError:
+                return False
+
+        poll(up, 20, "redis-server to answer PING")
+        client.close()
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+
+def test_redis_restart_loses_nothing(tmp_path: Path, make_service: Callable[..., Service],
+                                     orthanc: OrthancServer) -> None:
+    """Redis (no persistence) restarted while a job waits: the sweeper re-sends it."""
+    redis_server = PrivateRedis(tmp_path).start()
+    try:
+        service = make_service(broker_url=redis_server.url, destinations=orthanc.destination,
+                               embedded_worker="false", job_stuck_seconds="6").start()
+        src, uid, _ = phantom_file(tmp_path)
+        assert storescu(src, service.port).returncode == 0  # queued; no worker yet
+        poll(lambda: any(j.state == "queued" for j in service.jobs(uid)), 30, "queued job")
+        redis_server.kill()  # the message is lost with Redis
+        redis_server.start()
+        service.start_worker()
+        job = service.wait_job(uid, ("delivered", "dead", "failed"), timeout=180)
+        assert job.state == "delivered", (job.as_dict(), service.logs())
+        srs = [i for i in orthanc.instances() if i.get("SOPClassUID") == SR_CLASS]
+        assert len(srs) == 1
+    finally:
+        redis_server.kill()
+
+
+def parent_pid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def test_embedded_worker_killed_mid_job(tmp_path: Path,
+                                        make_service: Callable[..., Service]) -> None:
+    """Embedded defaults: serve restarts its killed worker and the job completes once."""
+    import os
+    import signal
+
+    service = make_service(job_stuck_seconds="10").start()
+    src, uid, _ = phantom_file(tmp_path)
+    assert storescu(src, service.port).returncode == 0
+    running = poll(lambda: next((j for j in service.jobs(uid) if j.state == "running"), None),
+                   120, "the job to be running", interval=0.05)
+    child = int((running.owner or "").rsplit(":", 1)[1])
+    main = parent_pid(child)
+    assert service.serve is not None and parent_pid(main) == service.serve.proc.pid
+    os.kill(main, signal.SIGKILL)
+    os.kill(child, signal.SIGKILL)
+    job = service.wait_job(uid, ("delivered", "dead", "failed"), timeout=180)
+    assert job.state == "delivered", (job.as_dict(), service.logs())
+    assert job.attempts == 2
+    assert [p.name for p in (service.data_dir / "outbox").iterdir()] == [f"job-{job.id}"]

@@ -217,3 +217,52 @@ def test_heartbeat_refreshes(env: tuple[Settings, JobStore], pullback_file: Path
     found = store.sweep(stuck_seconds=30, grace_seconds=0, alive=lambda _o: True)
     assert job_id not in found.jobs  # fresh heartbeat: not considered lost
     assert US_MULTIFRAME  # (the class the pullback uses)
+
+
+def test_configuration_doc_lists_every_setting() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    missing_names = [n for n in Settings.model_fields if f"`SRSERVICE_{n.upper()}`" not in doc]
+    assert missing_names == []
+
+
+def test_worker_module_reads_no_settings_at_import() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SRSERVICE_PORT": "not-a-port"}
+    code = ("import workers.app, workers.tasks; "
+            "print(sorted(t for t in workers.app.app.tasks if t.startswith('workers.')))")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert "workers.tasks.analyze_job" in done.stdout
+
+
+def test_jobs_and_retry_commands(env: tuple[Settings, JobStore], tmp_path: Path,
+                                 pullback_file: Path, capsys: pytest.CaptureFixture[str],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from srservice.cli import main as cli_main
+
+    settings, store = env
+    monkeypatch.setenv("SRSERVICE_DATA_DIR", str(settings.data_dir))
+    rec = Recorder()
+    make_on_stored(settings, store, rec)(stored_from_file(pullback_file))
+    job_id = rec.jobs[0]
+    store.claim_job(job_id, "me:1", stale_after_seconds=60)
+    store.fail_job(job_id, "me:1", "InvalidDicomError: test")
+    assert cli_main(["jobs", "--state", "failed"]) == 0
+    table = capsys.readouterr().out
+    assert "InvalidDicomError: test" in table and f"{job_id:>6} failed" in table
+    assert cli_main(["jobs", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed[0]["id"] == job_id and listed[0]["state"] == "failed"
+    assert cli_main(["retry", str(job_id)]) == 0
+    assert "re-queued (analysis)" in capsys.readouterr().out
+    job = store.get_job(job_id)
+    assert job is not None and job.state == JobState.QUEUED and job.attempts == 0
+    assert list((settings.data_dir / "broker" / "out").iterdir())  # the task was sent
+    assert cli_main(["retry", str(job_id)]) == 1  # queued: not retryable
+    assert cli_main(["retry", "99999"]) == 1

@@ -87,7 +87,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         base = settings.data_dir.resolve() / "broker"
         for sub in ("out", "processed"):
             (base / sub).mkdir(parents=True, exist_ok=True)
-        conf["broker_url"] = "filesystem://"
+        conf["broker_url"] = "filesystem://localhost//"
         conf["broker_transport_options"] = {
             "data_folder_in": str(base / "out"), "data_folder_out": str(base / "out"),
             "processed_folder": str(base / "processed"), "store_processed": False,

@@ -38,6 +38,9 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
+#: Reflectors this far inside the vessel surface are guidewire candidates near the wire track.
+WIRE_TRACK_TOL_MM = 0.05
+
 #: Angle bins per node of the border search (borders are smooth; 2 degrees per node).
 DP_ANGLE_STEP = 2
 
@@ -167,27 +170,114 @@ def dp_border(cost: F32, max_jump_mm: float, ctx: Context) -> F64:
     return upsample_path(path, DP_ANGLE_STEP, cost.shape[1])
 
 
-def classify_wire(shadow: B, edge: npt.NDArray[np.intp], lumen: F64, ctx: Context) -> B:
-    """Shadow rays whose reflector lies well inside the vessel surface: the guidewire.
+def inner_reflectors(shadow: B, edge: npt.NDArray[np.intp], lumen: F64, ctx: Context,
+                     tol_mm: float | None = None) -> B:
+    """Shadow rays whose reflector lies well inside the vessel surface (candidate wire).
 
     The vessel surface of a ray is its reflector radius where it casts a shadow and the
     lumen border elsewhere; a reflector more than ``lumen_edge_tolerance_mm`` closer to the
     catheter than the circular median of that surface over 121 degrees is inside the lumen.
-    Such runs no wider than ``guidewire_max_gap_deg`` are the guidewire (also when they sit
-    inside a wider calcium shadow).
     """
-    tol = ctx.params.lumen_edge_tolerance_mm / ctx.step_mm
+    tol_mm = ctx.params.lumen_edge_tolerance_mm if tol_mm is None else tol_mm
+    tol = tol_mm / ctx.step_mm
+    depth = inward_depth(shadow, edge, lumen)
+    return np.asarray(shadow & (depth > tol))
+
+
+def inward_depth(shadow: B, edge: npt.NDArray[np.intp], lumen: F64) -> F64:
+    """How far (samples) each ray's surface lies inside the circular median surface."""
     surface = np.where(shadow, edge.astype(np.float64), lumen)
     ref = ndimage.median_filter(surface, size=(1, 121), mode="wrap")
-    inner = shadow & (surface < ref - tol)
+    return np.asarray(ref - surface, dtype=np.float64)
+
+
+def wire_track(inner: B, depth: F64, max_w: int) -> F64:
+    """Guidewire angle (bin) per frame from candidate runs, NaN where there is none.
+
+    Each frame contributes its deepest candidate run (the wire lies well inside the vessel
+    surface); the guidewire is present along the whole pullback at a slowly changing angle,
+    so the most frequent such angle is the wire. Each frame then keeps its candidate run
+    nearest that angle (within 40 degrees).
+    """
+    n, n_a = inner.shape
+    out = np.full(n, np.nan)
+    centres: list[list[float]] = []
+    hist = np.zeros(n_a)
+    for i in range(n):
+        cs: list[float] = []
+        best, best_d = -1.0, -np.inf
+        for start, length in circular_runs(inner[i]):
+            if length <= max_w:
+                idx = (start + np.arange(length)) % n_a
+                c = (start + (length - 1) / 2.0) % n_a
+                cs.append(c)
+                d = float(depth[i, idx].mean())
+                if d > best_d:
+                    best, best_d = c, d
+        if best >= 0:
+            hist[int(best) % n_a] += 1
+        centres.append(cs)
+    if n == 0 or hist.sum() == 0:
+        return out
+    k = np.ones(21)
+    smooth_h = np.convolve(np.concatenate([hist[-10:], hist, hist[:10]]), k, mode="valid")
+    mode = float(np.argmax(smooth_h))
+    if smooth_h.max() < 0.4 * n:
+        return out
+    for i, cs in enumerate(centres):
+        if not cs:
+            continue
+        d = [abs((c - mode + n_a / 2) % n_a - n_a / 2) for c in cs]
+        j = int(np.argmin(d))
+        if d[j] <= 40:
+            out[i] = cs[j]
+    return out
+
+
+def classify_wire(shadow: B, edge: npt.NDArray[np.intp], lumen: F64, ctx: Context,
+                  track: F64 | None = None) -> B:
+    """Guidewire rays among the shadow rays (not calcium).
+
+    With a known wire angle for a frame (``track``, from :func:`wire_track` along the
+    pullback), every candidate run (:func:`inner_reflectors`, plus shadow rays with a
+    reflector slightly inside the surface) within 25 degrees of it is the wire and other
+    candidates are calcium (a calcified nodule also bulges towards the catheter). Without a
+    track, candidate runs no wider than ``guidewire_max_gap_deg`` are the wire unless their
+    leading edge continues smoothly into the calcium on both sides (a nodule).
+    """
+    inner = inner_reflectors(shadow, edge, lumen, ctx)
+    loose = inner_reflectors(shadow, edge, lumen, ctx, WIRE_TRACK_TOL_MM)
     wire = np.zeros_like(shadow)
     max_w = int(ctx.params.guidewire_max_gap_deg)
     n_a = shadow.shape[1]
-    for i in np.flatnonzero(inner.any(axis=1)):
-        for start, length in circular_runs(inner[i]):
-            if length <= max_w:
+    jump = ctx.samples(0.1)
+    bins = np.arange(n_a)
+    for i in range(shadow.shape[0]):
+        t = np.nan if track is None else float(track[i])
+        if not np.isnan(t):
+            near = np.abs((bins - t + n_a / 2) % n_a - n_a / 2) <= 25
+            runs = circular_runs(loose[i] & near)
+            for start, length in runs:
                 wire[i, (start + np.arange(length)) % n_a] = True
+            continue
+        for start, length in circular_runs(inner[i]):
+            if length > max_w:
+                continue
+            idx = (start + np.arange(length)) % n_a
+            left, right = (start - 1) % n_a, (start + length) % n_a
+            smooth_l = shadow[i, left] and abs(edge[i, left] - edge[i, idx[0]]) <= jump
+            smooth_r = shadow[i, right] and abs(edge[i, right] - edge[i, idx[-1]]) <= jump
+            if not (smooth_l and smooth_r):
+                wire[i, idx] = True
     return wire
+
+
+def circular_dilate(mask: B, k: int) -> B:
+    """Dilate ``(n, A)`` angular masks by ``k`` bins each side, wrapping at 360 degrees."""
+    out = mask.copy()
+    for d in range(1, k + 1):
+        out |= np.roll(mask, d, axis=1) | np.roll(mask, -d, axis=1)
+    return out
 
 
 def dark_rays(s3: F32, ctx: Context) -> B:
@@ -206,7 +296,19 @@ def dark_rays(s3: F32, ctx: Context) -> B:
     return np.asarray(dark.sum(axis=2) / count >= 0.9)
 
 
-def detect_chunk(polar: F32, averaged: F32, ctx: Context) -> ChunkResult:
+def wire_candidates(polar: F32, ctx: Context) -> tuple[B, F64]:
+    """Candidate guidewire rays of frames and their inward depth (pass-1 lumen)."""
+    s3 = smooth(polar, 3, 3)
+    s = smooth(polar, 5, 5)
+    shadow, edge = find_shadows(s3, ctx)
+    full = np.full(shadow.shape, polar.shape[2], dtype=np.intp)
+    l1 = dp_border(lumen_cost(s, ctx, shadow, full), ctx.params.lumen_smoothness_mm, ctx)
+    return (inner_reflectors(shadow, edge, l1, ctx, WIRE_TRACK_TOL_MM),
+            inward_depth(shadow, edge, l1))
+
+
+def detect_chunk(polar: F32, averaged: F32, ctx: Context,
+                 track: F64 | None = None) -> ChunkResult:
     """Run the polar detections on a batch of frames (see module docstring).
 
     ``polar`` are the frames themselves (calcium is strong and changes quickly along the
@@ -221,17 +323,17 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context) -> ChunkResult:
     full = np.full((n, n_a), n_r, dtype=np.intp)
     # Pass 1: lumen with every shadow ray ignored; then guidewire vs calcium.
     l1 = dp_border(lumen_cost(s, ctx, shadow, full), p.lumen_smoothness_mm, ctx)
-    wire = classify_wire(shadow, edge, l1, ctx) | dark_rays(s3, ctx)
-    wire = ndimage.binary_dilation(wire, structure=np.array([[1, 1, 1]], dtype=bool),
-                                   iterations=2)
+    wire = circular_dilate(classify_wire(shadow, edge, l1, ctx, track) | dark_rays(s3, ctx), 2)
     calc_rays = shadow & ~wire
+    # The wire's reflection spreads over ~+-15 degrees: no lumen evidence there.
+    halo = circular_dilate(wire, 12)
     # Pass 2: calcium rays count up to their leading edge; wire rays are ignored.
     stop = np.where(calc_rays, edge, n_r)
-    lum = dp_border(lumen_cost(s, ctx, wire, stop), p.lumen_smoothness_mm, ctx)
+    lum = dp_border(lumen_cost(s, ctx, halo, stop), p.lumen_smoothness_mm, ctx)
     # Side branches / wire: outward outliers replaced by a robust smooth fit.
-    fit = robust_fourier_fit(lum, ~wire, order=4)
+    fit = robust_fourier_fit(lum, ~halo, order=4)
     out_tol = 0.2 / ctx.step_mm
-    lum = np.where(((lum > fit + out_tol) & ~calc_rays) | wire, fit, lum)
+    lum = np.where(((lum > fit + out_tol) & ~calc_rays) | halo, fit, lum)
     lum = np.where(calc_rays, np.minimum(lum, edge.astype(np.float64)), lum)
     # EEM: media -> adventitia rise beyond the lumen.
     h = ctx.samples(0.05)
@@ -244,7 +346,9 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context) -> ChunkResult:
     window = (rr >= lo) & (rr <= hi)
     g = np.where(window, grad, 0.0).astype(np.float32)
     gmax = g.max(axis=2)
-    hidden = shadow | (gmax < 0.3 * ctx.levels.plaque)
+    # Shadows of the neighbouring frames count too (a frame may have lost its calcium echo).
+    shadow_avg, _ = find_shadows(smooth(averaged, 3, 3), ctx)
+    hidden = shadow | shadow_avg | halo | (gmax < 0.3 * ctx.levels.plaque)
     g[hidden] = 0.0
     cost = -g / np.float32(ctx.levels.plaque)
     cost[~window] = np.float32(5.0)
@@ -252,7 +356,7 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context) -> ChunkResult:
     eem = dp_border(cost, p.eem_smoothness_mm, ctx)
     # Hidden EEM: interpolate the wall thickness over the smooth lumen contour, so the
     # eccentricity of the catheter in the lumen is kept.
-    lum_smooth = robust_fourier_fit(lum, ~wire, order=3)
+    lum_smooth = robust_fourier_fit(lum, ~halo, order=3)
     lum_smooth = np.where(wire | calc_rays, lum_smooth, lum)
     eem = lum_smooth + interpolate_hidden(eem - lum_smooth, hidden)
     eem = np.maximum(eem, lum + p.min_plaque_mm / ctx.step_mm)

@@ -14,6 +14,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from srservice.analysis import detect, geometry, volume
+from srservice.analysis.borders import interpolate_hidden
 from srservice.analysis.polar import PolarGrid
 from srservice.analysis.types import ANGLE_BINS, FrameMeasurement
 
@@ -60,10 +61,13 @@ def fill_hidden_eem_along_pullback(eem: F64, lum_smooth: F64, hidden: B, assess:
     bad = assess & (frac > max_hidden)
     if not bad.any():
         return eem
-    good = assess & ~bad
+    # Isolated visible frames inside a hidden run (echo drop-out) are not trusted sources.
+    neighbours = ndimage.median_filter(frac, size=5, mode="nearest")
+    good = assess & ~bad & (neighbours <= max_hidden)
     out = eem.copy()
     thick = eem - lum_smooth
     fidx = np.arange(eem.shape[0], dtype=np.float64)
+    known = ~hidden
     for a in range(eem.shape[1]):
         vis = good & ~hidden[:, a]
         if vis.sum() < 2:
@@ -72,6 +76,12 @@ def fill_hidden_eem_along_pullback(eem: F64, lum_smooth: F64, hidden: B, assess:
         if fill.any():
             t = np.interp(fidx[fill], fidx[vis], thick[vis, a])
             out[fill, a] = lum_smooth[fill, a] + t
+            known[fill, a] = True
+    # Bins hidden along the whole pullback (e.g. behind the guidewire): around the circle.
+    rows = np.flatnonzero(bad)
+    if rows.size:
+        t = interpolate_hidden(out[rows] - lum_smooth[rows], ~known[rows])
+        out[rows] = lum_smooth[rows] + t
     return out
 
 
@@ -137,7 +147,7 @@ class FrameBuilder:
         cmask = volume.majority_along_pullback(cmask, assess, half)
         smask = volume.majority_along_pullback(smask, assess, half) & cmask
         min_bins = int(np.ceil(p.calcium_min_arc_deg * ANGLE_BINS / 360.0))
-        prot = volume.protrusion_mm(lum, calc, wire, step_mm)
+        prot = volume.protrusion_mm(lum, edge, calc & ~wire, wire, step_mm)
         out: list[FrameMeasurement] = []
         nod_raw = np.zeros(n, dtype=np.bool_)
         for i in range(n):

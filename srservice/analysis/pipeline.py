@@ -85,6 +85,7 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
     lv = detect.estimate_levels(pol_s, r0, p.radial_step_mm, p)
     ctx = detect.Context(r0=r0, step_mm=p.radial_step_mm, valid_end=valid_end, levels=lv,
                          params=p)
+    track = _wire_track(pol_s, ctx, s_idx, n)
     half_t = volume.half_window(pullback.frame_spacing_mm, p.temporal_half_window,
                                 reach_mm=0.05, max_frames=p.temporal_half_window)
     builder = FrameBuilder(grid, ctx, ps, pullback.frame_spacing_mm)
@@ -99,7 +100,7 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
         assess[a0:a1] &= ~bad
         own = slice(c0 - a0, c0 - a0 + (c1 - c0))
         avg = _temporal_mean(pol, ~bad, half_t)[own]
-        res = detect.detect_chunk(pol[own], avg, ctx)
+        res = detect.detect_chunk(pol[own], avg, ctx, track[c0:c1])
         builder.add(c0, res)
     measurements = builder.finish(assess)
     lesions = find_lesions(measurements, pullback.frame_spacing_mm, p)
@@ -110,6 +111,22 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
                             frame_spacing_mm=pullback.frame_spacing_mm,
                             frames=tuple(measurements), lesions=lesions,
                             not_assessable=tuple(reasons))
+
+
+def _wire_track(pol_samples: npt.NDArray[np.float32], ctx: detect.Context,
+                sample_idx: npt.NDArray[np.intp], n: int) -> npt.NDArray[np.float64]:
+    """Guidewire angle bin for every frame, interpolated from frames sampled along the pullback.
+
+    NaN everywhere when no consistent wire is found.
+    """
+    inner, depth = detect.wire_candidates(pol_samples, ctx)
+    t = detect.wire_track(inner, depth, int(ctx.params.guidewire_max_gap_deg))
+    ok = ~np.isnan(t)
+    if ok.sum() < max(2, int(0.4 * t.size)):
+        return np.full(n, np.nan)
+    ang = np.unwrap(np.deg2rad(t[ok] * 360.0 / ANGLE_BINS))
+    full = np.interp(np.arange(n), sample_idx[ok].astype(np.float64), ang)
+    return np.asarray(np.mod(np.rad2deg(full), 360.0) * ANGLE_BINS / 360.0, dtype=np.float64)
 
 
 def _gains(frames: npt.NDArray[np.uint8], grid: polar.PolarGrid,

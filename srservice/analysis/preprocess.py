@@ -76,7 +76,8 @@ def catheter_radius_samples(polar_samples: F32, step_mm: float,
     The ring-down is bright in every frame, so it survives a temporal minimum over frames
     sampled along the pullback, while blood speckle does not. The outer edge is the first
     radius beyond the brightest ring (within 1 mm) where the median temporal minimum falls
-    below a quarter of the ring's; ``params.catheter_radius_mm`` is the fallback.
+    to a quarter of the way from the level just beyond (blood) to the ring's peak;
+    ``params.catheter_radius_mm`` is the fallback.
     """
     default = int(round(params.catheter_radius_mm / step_mm)) + 2
     n_r = polar_samples.shape[2]
@@ -90,7 +91,10 @@ def catheter_radius_samples(polar_samples: F32, step_mm: float,
     peak = lo + int(np.argmax(prof[lo:hi]))
     if prof[peak] < 40.0:
         return min(default, n_r - 1)
-    after = np.flatnonzero(prof[peak:hi] < 0.25 * prof[peak])
+    b0 = min(peak + int(0.25 / step_mm), n_r - 1)
+    b1 = min(peak + int(1.0 / step_mm), n_r)
+    base = float(np.median(prof[b0:b1])) if b1 > b0 else 0.0
+    after = np.flatnonzero(prof[peak:hi] < base + 0.25 * (prof[peak] - base))
     if after.size == 0:
         return min(default, n_r - 1)
     return int(min(peak + after[0] + 1, int(1.2 / step_mm)))

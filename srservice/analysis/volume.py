@@ -58,26 +58,28 @@ def drop_narrow(mask: B, min_bins: int) -> B:
     return out
 
 
-def protrusion_mm(lumen_samples: F64, calcium: B, ignore: B, step_mm: float) -> F64:
-    """Largest inward protrusion (mm) of the lumen border over calcium, per frame.
+def protrusion_mm(lumen_samples: F64, edge_samples: F64, calcium: B, ignore: B,
+                  step_mm: float) -> F64:
+    """Largest protrusion (mm) of the calcium surface into the lumen, per frame.
 
     The smooth lumen contour is a 3rd-order Fourier fit of the border radius (about the
     catheter) with inward outliers rejected iteratively; the protrusion is the smooth contour
-    minus the border, lightly smoothed over 3 bins, maximised over calcium bins (Lee, Mintz,
-    Maehara 2011; calcium-scores.md: >= 0.2 mm makes a calcified nodule).
+    minus the calcium leading edge radius, lightly smoothed over 3 bins, maximised over
+    calcium bins (Lee, Mintz, Maehara 2011; calcium-scores.md: >= 0.2 mm makes a calcified
+    nodule). Calcium lying behind the lumen border gives a negative protrusion.
     """
     n, n_a = lumen_samples.shape
-    out = np.zeros(n)
+    out = np.full(n, -np.inf)
     w = ~ignore
     fit = robust_fourier_fit(lumen_samples, w, order=3, iterations=4, clip=2.5)
     for i in range(n):
         if not calcium[i].any():
             continue
-        # Refit without the inward bulge.
         keep = w[i] & (lumen_samples[i] >= fit[i] - 0.08 / step_mm)
         f = robust_fourier_fit(lumen_samples[i : i + 1], keep[None, :], order=3,
                                iterations=2, clip=3.0)[0]
-        d = ndimage.uniform_filter1d(f - lumen_samples[i], 3, mode="wrap")
+        surface = np.where(calcium[i], edge_samples[i], lumen_samples[i])
+        d = ndimage.uniform_filter1d(f - surface, 3, mode="wrap")
         out[i] = float(d[calcium[i]].max()) * step_mm
     return out
 

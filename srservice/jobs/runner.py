@@ -15,11 +15,13 @@ heartbeat is older than ``settings.job_stuck_seconds``). Failures are mapped onl
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from srservice.config import Settings
 from srservice.delivery import destinations_for
@@ -85,9 +87,13 @@ def _analyze_and_write(settings: Settings, store: JobStore, job: JobView) -> Rep
 
     loaded = load_job_input(settings, job, store.job_inputs(job.id))
     analysis = analyze_pullback(loaded.pullback)
-    outputs = produce_outputs(loaded, analysis)
+    # DECISIONS.md 1: a superseding job's report gets UIDs derived with its revision. Until
+    # reporting accepts ``revision=``, the UIDs are re-derived here the same way.
+    native_revision = "revision" in inspect.signature(produce_outputs).parameters
+    extra: dict[str, Any] = {"revision": job.revision} if native_revision else {}
+    outputs = produce_outputs(loaded, analysis, **extra)
     sr, pdf, summary = outputs.sr, outputs.pdf, dict(outputs.summary)
-    if job.revision:
+    if job.revision and not native_revision:
         apply_revision(sr, loaded.sop_instance_uid, "sr", job.revision)
         apply_revision(pdf, loaded.sop_instance_uid, "pdf", job.revision)
         summary.update(sr_sop_instance_uid=str(sr.SOPInstanceUID),

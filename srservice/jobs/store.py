@@ -244,7 +244,9 @@ class JobStore(DeliveryMixin, SweepMixin):
             if job.state == JobState.RUNNING:
                 fresh = (job.heartbeat_at is not None
                          and now - job.heartbeat_at < timedelta(seconds=stale_after_seconds))
-                if fresh and alive(job.owner):
+                # the same owner re-claiming means its earlier attempt in this process is over
+                # (a prefork child runs one task at a time), e.g. a retry after a DB outage
+                if fresh and job.owner != owner and alive(job.owner):
                     return Claim.BUSY, JobView.of(job)
             seen_state, seen_attempts = job.state, job.attempts
             if seen_attempts >= MAX_ANALYSIS_ATTEMPTS:

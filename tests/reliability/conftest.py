@@ -45,7 +45,8 @@ def scp(tmp_path: Path) -> Iterator[Callable[..., RunningScp]]:
     started: list[Any] = []
 
     def start(**overrides: Any) -> RunningScp:
-        settings = reliability_settings(tmp_path / f"data{len(started)}", **overrides)
+        data_dir = overrides.pop("data_dir", tmp_path / f"data{len(started)}")
+        settings = reliability_settings(data_dir, **overrides)
         callback = RecordingCallback()
         server = start_scp(settings, callback)
         started.append(server)
