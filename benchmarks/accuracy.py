@@ -23,10 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from srservice.analysis.pipeline import analyze_pullback  # noqa: E402
-from srservice.analysis.types import LesionFeatures, PullbackAnalysis  # noqa: E402
-from srservice.phantom import make_case, standard_suite  # noqa: E402
-from srservice.phantom.case import PhantomCase  # noqa: E402
+from srservice.analysis.pipeline import analyze_pullback
+from srservice.analysis.types import LesionFeatures, PullbackAnalysis
+from srservice.phantom import make_case, standard_suite
+from srservice.phantom.case import PhantomCase
 
 COMPONENTS = ("long_calcium", "circumferential", "nodule", "small_vessel")
 
@@ -37,12 +37,15 @@ def components(lesion: LesionFeatures) -> dict[str, int]:
     Unknown length or diameter count as 0 points here (the benchmark always has spacings).
     """
     try:
-        from srservice.scoring import ivus_calcium_score  # noqa: PLC0415
+        from srservice.scoring import ivus_calcium_score
 
         score = ivus_calcium_score(lesion)
-        pts = [int(c.points or 0) for c in score.components]
-        if len(pts) == 4:
-            return dict(zip(COMPONENTS, pts, strict=True))
+        names = {"long_superficial_calcium": "long_calcium",
+                 "circumferential_calcium": "circumferential",
+                 "calcified_nodule": "nodule", "small_vessel": "small_vessel"}
+        pts = {names.get(c.name, c.name): int(c.points or 0) for c in score.components}
+        if set(pts) == set(COMPONENTS):
+            return pts
     except ImportError:
         pass
     length = lesion.length_superficial_calcium_over_270_mm or 0.0

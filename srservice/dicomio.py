@@ -53,11 +53,21 @@ FRAME_SPACING_RANGE = (0.001, 5.0)
 
 @dataclass(frozen=True)
 class LoadedPullback:
-    """A decoded pullback plus the header (without Pixel Data) for the reports."""
+    """A decoded pullback plus the header (without Pixel Data) for the reports.
+
+    For a pullback assembled from a series of single-frame instances
+    (:func:`srservice.series.load_series`), ``header`` / ``sop_instance_uid`` are those of the
+    first instance, ``frame_sop_instance_uids[i]`` is the SOP Instance UID of the instance
+    holding frame ``i + 1`` and ``frame_headers[i]`` its header (without Pixel Data), so
+    reports reference a frame's own instance (PS3.3 C.18.3: no Referenced Frame Number for a
+    single-frame SOP class). Both are empty for a (multi-frame) single instance.
+    """
 
     pullback: Pullback
     header: Dataset
     sop_instance_uid: str
+    frame_sop_instance_uids: tuple[str, ...] = ()
+    frame_headers: tuple[Dataset, ...] = ()
 
 
 def _fail(msg: str) -> InvalidDicomError:

@@ -6,11 +6,8 @@ old complete file or the new complete file, never a partial one (COMMON.md rule)
 entry is a whole directory renamed into place, so a consumer of the outbox never sees a
 half-written report.
 
-Superseding reports: the reporting package derives the output UIDs from the source SOP
-Instance UID and the algorithm version (PS3.5 Annex B.2 UUID-derived UIDs). A job that
-supersedes an earlier one (same SOP Instance UID, new content) carries a ``revision`` and its
-outputs get UIDs derived with ``version = "<algorithm version>+<revision>"``, so the PACS
-receives new objects instead of a conflicting copy of the earlier ones.
+Output UIDs are not touched here: :func:`srservice.reporting.produce_outputs` derives them
+(with the ``revision`` of a superseding job, see :mod:`srservice.reporting.uids`).
 """
 
 from __future__ import annotations
@@ -26,9 +23,6 @@ from typing import Any
 
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset
-
-from srservice import ALGORITHM_VERSION
-from srservice.reporting.uids import derived_uid
 
 SR_NAME = "sr.dcm"
 PDF_NAME = "pdf.dcm"
@@ -77,27 +71,6 @@ def dataset_bytes(ds: Dataset) -> bytes:
     buf = BytesIO()
     dcmwrite(buf, ds, enforce_file_format=True)
     return buf.getvalue()
-
-
-def apply_revision(ds: Dataset, source_sop_instance_uid: str, kind: str, revision: str) -> None:
-    """Give a superseding output new Series/SOP Instance UIDs (see the module docstring).
-
-    Parameters
-    ----------
-    ds : Dataset
-        The SR or PDF dataset (changed in place).
-    source_sop_instance_uid : str
-        SOP Instance UID of the analysed pullback.
-    kind : {"sr", "pdf"}
-        Which output, used in the UID purpose (``"sr-instance"``, ``"pdf-series"``, ...).
-    revision : str
-        The superseding job's revision (content hash prefix).
-    """
-    version = f"{ALGORITHM_VERSION}+{revision}"
-    ds.SOPInstanceUID = derived_uid(source_sop_instance_uid, f"{kind}-instance", version)
-    ds.SeriesInstanceUID = derived_uid(source_sop_instance_uid, f"{kind}-series", version)
-    if getattr(ds, "file_meta", None) is not None:
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
 
 
 def write_job_outputs(root: Path, job_id: int, sr: Dataset, pdf: Dataset,

@@ -29,7 +29,7 @@ from pydicom.dataset import Dataset
 
 from srservice import ALGORITHM_NAME, ALGORITHM_VERSION
 from srservice.analysis.types import FrameMeasurement, LesionFeatures, Pullback, PullbackAnalysis
-from srservice.reporting.uids import derived_uid
+from srservice.reporting.uids import derived_uid, output_version
 from srservice.scoring import (
     DISCLAIMER,
     IvusCalciumScore,
@@ -63,6 +63,14 @@ class LoadedLike(Protocol):
     @property
     def sop_instance_uid(self) -> str:
         """Source SOP Instance UID."""
+
+    @property
+    def frame_sop_instance_uids(self) -> tuple[str, ...]:
+        """One SOP Instance UID per frame for a single-frame series (else empty)."""
+
+    @property
+    def frame_headers(self) -> tuple[Dataset, ...]:
+        """One header per frame for a single-frame series (else empty)."""
 
 
 def _num(value: float | None) -> float | None:
@@ -125,13 +133,31 @@ def scores_for(analysis: PullbackAnalysis) -> list[IvusCalciumScore]:
 
 
 def summary(sop_instance_uid: str, analysis: PullbackAnalysis,
-            scores: Sequence[IvusCalciumScore] | None = None) -> dict[str, Any]:
-    """Build the ``analyze --json`` dictionary from an analysis (JSON-serialisable)."""
+            scores: Sequence[IvusCalciumScore] | None = None, *, revision: str | None = None,
+            source_sop_instance_uids: Sequence[str] = ()) -> dict[str, Any]:
+    """Build the ``analyze --json`` dictionary from an analysis (JSON-serialisable).
+
+    Parameters
+    ----------
+    sop_instance_uid : str
+        Source SOP Instance UID (first instance of a single-frame series).
+    analysis : PullbackAnalysis
+        The analysis.
+    scores : sequence of IvusCalciumScore, optional
+        Precomputed lesion scores (default: computed here).
+    revision : str, optional
+        Revision of a superseding report: the output UIDs listed are derived with it (as in
+        :func:`srservice.reporting.produce_outputs`) and ``"revision"`` is added.
+    source_sop_instance_uids : sequence of str, optional
+        For a single-frame series, the instance of every frame in frame order (added as
+        ``"source_sop_instance_uids"``).
+    """
     scores = list(scores) if scores is not None else scores_for(analysis)
+    version = output_version(revision)
     decided = [s.calcium_modification_recommended for s in scores]
     overall: bool | None = (True if any(d is True for d in decided)
                             else False if all(d is False for d in decided) else None)
-    return {
+    doc: dict[str, Any] = {
         "sop_instance_uid": sop_instance_uid,
         "frame_count": int(analysis.frame_count),
         "frame_spacing_mm": _num(analysis.frame_spacing_mm),
@@ -143,13 +169,19 @@ def summary(sop_instance_uid: str, analysis: PullbackAnalysis,
         "calcium_modification_recommended": overall,
         "not_assessable": list(analysis.not_assessable),
         "algorithm": {"name": ALGORITHM_NAME, "version": ALGORITHM_VERSION},
-        "sr_sop_instance_uid": derived_uid(sop_instance_uid, "sr-instance"),
-        "pdf_sop_instance_uid": derived_uid(sop_instance_uid, "pdf-instance"),
+        "sr_sop_instance_uid": derived_uid(sop_instance_uid, "sr-instance", version),
+        "pdf_sop_instance_uid": derived_uid(sop_instance_uid, "pdf-instance", version),
         "disclaimer": DISCLAIMER,
     }
+    if revision:
+        doc["revision"] = revision
+    if source_sop_instance_uids:
+        doc["source_sop_instance_uids"] = list(source_sop_instance_uids)
+    return doc
 
 
 def analysis_json(loaded: LoadedLike, analysis: PullbackAnalysis) -> dict[str, Any]:
     """Return the exact JSON of ``srservice analyze --json`` for a loaded, analysed pullback."""
-    return summary(loaded.sop_instance_uid, analysis)
+    return summary(loaded.sop_instance_uid, analysis,
+                   source_sop_instance_uids=loaded.frame_sop_instance_uids)
 

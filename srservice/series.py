@@ -4,7 +4,10 @@ Some consoles send a pullback as a series of single-frame instances. The frames 
 one by one with :func:`srservice.dicomio.load_pullback` and stacked in Instance Number order
 (PS3.3 C.7.6.1.1.1; SOP Instance UID order breaks ties). Pixel spacing comes from the first
 instance; the frame spacing from the first instance that has one, else the site default.
-The report notes that the pullback was assembled from a series.
+The report notes that the pullback was assembled from a series. The result keeps every
+instance's SOP Instance UID and header (without Pixel Data) in frame order
+(``LoadedPullback.frame_sop_instance_uids`` / ``frame_headers``), so the SR references each
+frame's own instance.
 """
 
 from __future__ import annotations
@@ -43,12 +46,15 @@ def load_series(paths: Sequence[str | os.PathLike[str]], *,
     Returns
     -------
     LoadedPullback
-        Frames stacked in Instance Number order; header and SOP Instance UID of the first.
+        Frames stacked in Instance Number order; header and SOP Instance UID of the first;
+        ``frame_sop_instance_uids`` / ``frame_headers`` one per frame (when more than one
+        instance).
 
     Raises
     ------
     InvalidDicomError
-        No instance, or frames of different sizes.
+        No instance, an instance with more than one frame, the same SOP Instance UID twice,
+        or frames of different sizes.
     """
     if not paths:
         raise InvalidDicomError("series has no instances to analyse")
@@ -57,6 +63,12 @@ def load_series(paths: Sequence[str | os.PathLike[str]], *,
                     for p in paths), key=_order)
     if len(parts) == 1:
         return parts[0]
+    multi = [p.sop_instance_uid for p in parts if p.pullback.frames.shape[0] != 1]
+    if multi:
+        raise InvalidDicomError(f"series instance {multi[0]} has more than one frame")
+    uids = tuple(p.sop_instance_uid for p in parts)
+    if len(set(uids)) != len(uids):
+        raise InvalidDicomError("series lists the same SOP Instance UID more than once")
     shapes = {p.pullback.frames.shape[1:] for p in parts}
     if len(shapes) != 1:
         raise InvalidDicomError(f"series frames differ in size: {sorted(shapes)}")
@@ -72,4 +84,6 @@ def load_series(paths: Sequence[str | os.PathLike[str]], *,
     pullback = replace(first.pullback, frames=frames, frame_spacing_mm=frame_spacing,
                        notes=notes)
     return LoadedPullback(pullback=pullback, header=first.header,
-                          sop_instance_uid=first.sop_instance_uid)
+                          sop_instance_uid=first.sop_instance_uid,
+                          frame_sop_instance_uids=uids,
+                          frame_headers=tuple(p.header for p in parts))

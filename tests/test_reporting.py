@@ -20,7 +20,16 @@ from srservice.reporting.overlay import arc_pieces, arc_polylines, closed
 from srservice.reporting.uids import derived_uid
 from srservice.scoring import DISCLAIMER
 from tests.conftest import require_tool
-from tests.test_reporting_support import SOURCE_SOP_UID, STUDY_UID, analysis, loaded
+from tests.test_reporting_support import (
+    FRAME_MM,
+    SERIES_UID,
+    SOURCE_SOP_UID,
+    STUDY_UID,
+    analysis,
+    loaded,
+    small_analysis,
+    write_single_frame_series,
+)
 
 VARIANTS = {
     "score2": dict(kind="score2", spacing=True),
@@ -265,3 +274,144 @@ def test_arc_pieces_wrap_and_polylines() -> None:
     pts = lines[0][0]
     r = np.hypot(pts[:, 0] - frame.center[0], pts[:, 1] - frame.center[1])
     assert np.allclose(r, 25.0 + 0.1 / 0.05, atol=0.3)   # lumen radius + leading-edge depth
+
+
+def _tracking_uids(sr: pydicom.Dataset) -> list[str]:
+    """Every Tracking Unique Identifier (DCM 112040) of an SR, in tree order."""
+    out: list[str] = []
+
+    def walk(item: pydicom.Dataset) -> None:
+        if (item.get("ValueType") == "UIDREF"
+                and item.ConceptNameCodeSequence[0].CodeValue == "112040"):
+            out.append(str(item.UID))
+        for child in item.get("ContentSequence", []):
+            walk(child)
+
+    walk(sr)
+    return out
+
+
+def test_revision_changes_every_uid_deterministically(outputs: dict[str, Any]) -> None:
+    plain = outputs["score2"][0]
+    none = produce_outputs(loaded(), analysis("score2"), now=NOW, revision=None)
+    rev = "0123456789abcdef"
+    r1 = produce_outputs(loaded(), analysis("score2"), now=NOW, revision=rev)
+    r2 = produce_outputs(loaded(), analysis("score2"), now=NOW, revision=rev)
+    other = produce_outputs(loaded(), analysis("score2"), now=NOW, revision="fedcba9876543210")
+    version = f"{ALGORITHM_VERSION}+{rev}"
+
+    def uids(o: Outputs) -> list[str]:
+        return [o.sr.SeriesInstanceUID, o.sr.SOPInstanceUID, o.pdf.SeriesInstanceUID,
+                o.pdf.SOPInstanceUID, *_tracking_uids(o.sr)]
+
+    assert uids(none) == uids(plain)                         # None: UIDs as before
+    assert none.summary == plain.summary and "revision" not in none.summary
+    assert uids(r1) == uids(r2)                              # deterministic
+    assert len(_tracking_uids(r1.sr)) > 3
+    assert not set(uids(r1)) & set(uids(plain))             # every UID changes
+    assert not set(uids(r1)) & set(uids(other))
+    for kind in ("sr", "pdf"):
+        ds = getattr(r1, kind)
+        assert ds.SOPInstanceUID == derived_uid(SOURCE_SOP_UID, f"{kind}-instance", version)
+        assert ds.SeriesInstanceUID == derived_uid(SOURCE_SOP_UID, f"{kind}-series", version)
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        assert r1.summary[f"{kind}_sop_instance_uid"] == ds.SOPInstanceUID
+    assert derived_uid(SOURCE_SOP_UID, "lesion-1", version) in _tracking_uids(r1.sr)
+    assert r1.summary["revision"] == rev
+    assert r1.summary["sop_instance_uid"] == SOURCE_SOP_UID
+    assert r1.sr.StudyInstanceUID == r1.pdf.StudyInstanceUID == STUDY_UID
+
+
+@pytest.fixture(scope="module")
+def series_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Outputs, Path]:
+    from srservice.series import load_series
+
+    root = tmp_path_factory.mktemp("series")
+    paths = write_single_frame_series(root, 3)
+    loaded_series = load_series(paths, default_frame_spacing_mm=FRAME_MM)
+    o = produce_outputs(loaded_series, small_analysis(3, max_frame=2), now=NOW)
+    sr_path = root / "sr.dcm"
+    pydicom.dcmwrite(sr_path, o.sr, enforce_file_format=True)
+    return loaded_series, o, sr_path
+
+
+def test_single_frame_series_sr_is_valid(series_report: tuple[Any, Outputs, Path]) -> None:
+    tool = require_tool("dciodvfy")
+    _, _, sr_path = series_report
+    res = run(tool, sr_path)
+    text = res.stdout + res.stderr
+    assert "Comprehensive3DSR" in text
+    errors = [line for line in text.splitlines() if line.startswith("Error")]
+    assert errors == [], errors
+    warnings = [line for line in text.splitlines()
+                if line.startswith("Warning") and c.SCHEME not in line]
+    assert warnings == [], warnings
+
+
+def test_single_frame_series_references_frame_instances(
+        series_report: tuple[Any, Outputs, Path]) -> None:
+    loaded_series, o, sr_path = series_report
+    uids = [f"{SERIES_UID}.{i}" for i in (1, 2, 3)]
+    assert list(loaded_series.frame_sop_instance_uids) == uids       # Instance Number order
+    assert [h.SOPInstanceUID for h in loaded_series.frame_headers] == uids
+    assert loaded_series.sop_instance_uid == uids[0]
+    max_uid = uids[1]                                                 # frame 2's own instance
+    sr = hd.sr.srread(sr_path)
+    assert sr.SOPInstanceUID == derived_uid(uids[0], "sr-instance")
+    evidence = {e[2] for e in sr.get_evidence()}
+    assert evidence == set(uids)
+    assert {s.ReferencedSOPClassUID for s in
+            sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+            .ReferencedSOPSequence} == {"1.2.840.10008.5.1.4.1.1.6.1"}
+    report: Any = sr.content
+    seg = report.get_image_measurement_groups()[1]
+    for m in seg.get_measurements():
+        for ref in m.referenced_images or []:
+            assert ref.referenced_sop_instance_uid == max_uid
+            assert ref.referenced_frame_numbers is None
+    rois = report.get_planar_roi_measurement_groups()
+    assert rois
+    for g in rois:
+        ref = g.roi.ContentSequence[0].ReferencedSOPSequence[0]
+        assert ref.ReferencedSOPInstanceUID == max_uid
+        assert "ReferencedFrameNumber" not in ref
+    # Every referenced instance is in the Image Library (TID 1600) and in the evidence.
+    referenced = set()
+    stack = list(sr.ContentSequence)
+    lib_uids = set()
+    while stack:
+        item = stack.pop()
+        if item.get("ValueType") == "IMAGE":
+            referenced.add(item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
+        stack.extend(item.get("ContentSequence", []))
+    for item in sr.ContentSequence:
+        if item.ConceptNameCodeSequence[0].CodeValue == "111028":       # Image Library
+            for sub in pydicom.Sequence(item.ContentSequence):
+                for entry in sub.get("ContentSequence", []):
+                    if entry.get("ValueType") == "IMAGE":
+                        lib_uids.add(entry.ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
+    assert {uids[0], max_uid} <= referenced <= evidence
+    assert referenced <= lib_uids, (referenced, lib_uids)
+    assert o.summary["source_sop_instance_uids"] == uids
+    assert o.summary["sop_instance_uid"] == uids[0]
+    assert o.summary["frame_count"] == 3
+    assert o.pdf.SourceInstanceSequence[0].ReferencedSOPInstanceUID == uids[0]
+
+
+def test_single_instance_of_single_frame_class(tmp_path: Path) -> None:
+    """One Ultrasound Image Storage instance (e.g. ``srservice analyze`` on it)."""
+    tool = require_tool("dciodvfy")
+    from srservice.dicomio import load_pullback
+
+    path = write_single_frame_series(tmp_path, 1)[0]
+    one = load_pullback(path, default_frame_spacing_mm=FRAME_MM)
+    o = produce_outputs(one, small_analysis(1, max_frame=1), now=NOW)
+    sr_path = tmp_path / "sr.dcm"
+    pydicom.dcmwrite(sr_path, o.sr, enforce_file_format=True)
+    res = run(tool, sr_path)
+    assert [x for x in (res.stdout + res.stderr).splitlines() if x.startswith("Error")] == []
+    for g in hd.sr.srread(sr_path).content.get_planar_roi_measurement_groups():
+        ref = g.roi.ContentSequence[0].ReferencedSOPSequence[0]
+        assert ref.ReferencedSOPInstanceUID == one.sop_instance_uid
+        assert "ReferencedFrameNumber" not in ref
+    assert "source_sop_instance_uids" not in o.summary

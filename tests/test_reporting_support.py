@@ -6,11 +6,17 @@ No tests here; imported by tests/test_reporting*.py and tests/test_analyze_cli*.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage
+from pydicom.uid import (
+    UID,
+    ExplicitVRLittleEndian,
+    UltrasoundImageStorage,
+    UltrasoundMultiFrameImageStorage,
+)
 
 from srservice.analysis.types import (
     ANGLE_BINS,
@@ -36,6 +42,8 @@ class FakeLoaded:
     pullback: Pullback
     header: Dataset
     sop_instance_uid: str
+    frame_sop_instance_uids: tuple[str, ...] = ()
+    frame_headers: tuple[Dataset, ...] = ()
 
 
 def source_dataset(frames: np.ndarray | None = None) -> Dataset:
@@ -46,7 +54,7 @@ def source_dataset(frames: np.ndarray | None = None) -> Dataset:
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = SOURCE_SOP_UID
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(SOURCE_SOP_UID)
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPClassUID = UltrasoundMultiFrameImageStorage
     ds.SOPInstanceUID = SOURCE_SOP_UID
@@ -167,10 +175,49 @@ def loaded(*, spacing: bool = True) -> FakeLoaded:
     return FakeLoaded(pullback=pb, header=header, sop_instance_uid=SOURCE_SOP_UID)
 
 
+def write_single_frame_series(directory: Path, n: int = 3) -> list[Path]:
+    """Write ``n`` Ultrasound Image Storage instances (one frame each) of one series.
+
+    Returned in reverse Instance Number order, so a loader must sort them.
+    """
+    frames = synthetic_frames(n)
+    paths = []
+    for i in reversed(range(n)):
+        ds = source_dataset(frames[i:i + 1])
+        uid = f"{SERIES_UID}.{i + 1}"
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = UltrasoundImageStorage
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = UID(uid)
+        ds.InstanceNumber = i + 1
+        for kw in ("NumberOfFrames", "FrameTime"):
+            delattr(ds, kw)
+        path = directory / f"frame-{i + 1}.dcm"
+        pydicom.dcmwrite(path, ds, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def small_analysis(n: int = 3, max_frame: int = 2) -> PullbackAnalysis:
+    """An ``n``-frame analysis with one calcified segment over all frames."""
+    frames = tuple(frame_measurement(i, 300.0 if i == max_frame else 200.0,
+                                     300.0 if i == max_frame else 180.0, eem_r=33.0)
+                   for i in range(1, n + 1))
+    lesion = LesionFeatures(
+        start_frame=1, end_frame=n, max_calcium_frame=max_frame,
+        max_superficial_calcium_arc_deg=300.0, length_superficial_calcium_over_270_mm=0.5,
+        over_270_start_frame=max_frame, over_270_end_frame=max_frame,
+        circumferential_superficial_calcium=False, calcified_nodule=False,
+        vessel_diameter_at_max_calcium_mm=2 * 33.0 * PIXEL_MM,
+        lumen_area_at_max_calcium_mm2=frames[max_frame - 1].lumen_area_mm2,
+        eem_interpolated_fraction_at_max_calcium=0.25, calcium_length_mm=n * FRAME_MM)
+    return PullbackAnalysis(frame_count=n, pixel_spacing_mm=PIXEL_MM, frame_spacing_mm=FRAME_MM,
+                            frames=frames, lesions=(lesion,))
+
+
 def write_source(path: str) -> str:
     ds = source_dataset()
     pydicom.dcmwrite(path, ds, enforce_file_format=True)
     return path
 
 
-__all__ = ["FakeLoaded", "analysis", "loaded", "replace", "source_dataset", "write_source"]
+__all__ = ["FakeLoaded", "analysis", "loaded", "replace", "small_analysis", "source_dataset",
+           "write_single_frame_series", "write_source"]

@@ -165,9 +165,6 @@ def test_superseding_content_gets_new_report_uids(env: tuple[Settings, JobStore]
     assert new.summary and new.summary["sr_sop_instance_uid"] == sr.SOPInstanceUID
 
 
-@pytest.mark.xfail(reason="reporting references frame numbers of the source header; a "
-                   "single-frame series needs per-frame SOP Instance UIDs in LoadedPullback "
-                   "(see /work/coord/jobs.md)", strict=False)
 def test_single_frame_series_job(env: tuple[Settings, JobStore], pullback_file: Path,
                                  tmp_path: Path) -> None:
     from workers.tasks import analyze_job
@@ -179,11 +176,13 @@ def test_single_frame_series_job(env: tuple[Settings, JobStore], pullback_file: 
     rec = Recorder()
     on_stored = make_on_stored(settings, store, rec)
     order = list(range(len(frames)))[::-1]  # arrive in reverse order
+    by_number: dict[int, str] = {}
     for i in order:
         ds = dcmread(pullback_file)
         ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = US_IMAGE
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         ds.SeriesInstanceUID, ds.InstanceNumber = series_uid, i + 1
+        by_number[i + 1] = str(ds.SOPInstanceUID)
         for kw in ("NumberOfFrames", "FrameIncrementPointer", "FrameTime"):
             if kw in ds:
                 delattr(ds, kw)
@@ -200,6 +199,23 @@ def test_single_frame_series_job(env: tuple[Settings, JobStore], pullback_file: 
     job = store.get_job(jobs[0].id)
     assert job is not None and job.summary is not None
     assert job.summary["frame_count"] == len(frames)
+    uids = job.summary["source_sop_instance_uids"]
+    assert uids == [by_number[k] for k in sorted(by_number)]  # frame order = Instance Number
+    sr = dcmread(job.sr_path or "")
+    evidence = {item.ReferencedSOPInstanceUID
+                for study in sr.CurrentRequestedProcedureEvidenceSequence
+                for series in study.ReferencedSeriesSequence
+                for item in series.ReferencedSOPSequence}
+    assert evidence == set(uids)
+    stack, frame_numbers = list(sr.ContentSequence), []
+    while stack:
+        item = stack.pop()
+        if item.get("ValueType") == "IMAGE":
+            ref = item.ReferencedSOPSequence[0]
+            assert ref.ReferencedSOPInstanceUID in evidence
+            frame_numbers += [ref] if "ReferencedFrameNumber" in ref else []
+        stack.extend(item.get("ContentSequence", []))
+    assert frame_numbers == []  # single-frame instances: no Referenced Frame Number
 
 
 def test_heartbeat_refreshes(env: tuple[Settings, JobStore], pullback_file: Path) -> None:

@@ -25,7 +25,7 @@ def dp_circular(cost: F32, max_jump: int, pad: int | None = None) -> I64:
     radial indices.
     """
     n, n_a, n_r = cost.shape
-    pad = n_a // 4 if pad is None else pad
+    pad = n_a // 8 if pad is None else pad
     order = np.concatenate([np.arange(n_a - pad, n_a), np.arange(n_a), np.arange(pad)])
     m = order.size
     acc = np.empty((n, m, n_r), dtype=np.float32)
@@ -104,15 +104,15 @@ def interpolate_hidden(radii: npt.NDArray[np.float64], hidden: B) -> npt.NDArray
 def robust_fourier_fit(radii: npt.NDArray[np.float64], weights: B, order: int = 3,
                        iterations: int = 3, clip: float = 3.0,
                        ridge: float = 0.02) -> npt.NDArray[np.float64]:
-    """Ridge-regularised low-order Fourier fit of each row's radius function.
+    """Ridge-regularised low-order Fourier fit of each row's radius function (batched).
 
     ``weights`` selects the bins used; after each fit, bins whose residual exceeds ``clip``
     times the median absolute residual are dropped (iteratively reweighted fit). Harmonic
-    ``k`` is penalised by ``ridge * k**4`` per used bin so that fits over a short visible
+    ``k`` is penalised by ``ridge * k**4`` per angle bin so that fits over a short visible
     arc stay close to a circle instead of oscillating. Rows with no usable bin get their
     median.
     """
-    n, n_a = radii.shape
+    n_a = radii.shape[1]
     t = np.deg2rad((np.arange(n_a) + 0.5) * 360.0 / n_a)
     cols = [np.ones(n_a)]
     pen = [0.0]
@@ -120,21 +120,25 @@ def robust_fourier_fit(radii: npt.NDArray[np.float64], weights: B, order: int = 
         cols += [np.cos(k * t), np.sin(k * t)]
         pen += [ridge * k**4, ridge * k**4]
     basis = np.stack(cols, axis=1)
-    penalty = np.diag(pen)
-    out = np.empty_like(radii)
-    for i in range(n):
-        w = weights[i].copy()
-        y = radii[i]
-        fit = np.full(n_a, float(np.median(y[w])) if w.any() else float(np.median(y)))
-        for _ in range(iterations):
-            m = int(w.sum())
-            if m < 3:
-                break
-            a = basis[w]
-            coef = np.linalg.solve(a.T @ a + penalty * n_a, a.T @ y[w])
-            fit = basis @ coef
-            res = np.abs(y - fit)
-            mad = float(np.median(res[w])) + 1e-6
-            w = w & (res <= clip * mad + 1e-9)
-        out[i] = fit
-    return out
+    penalty = np.diag(pen) * n_a + np.eye(len(pen)) * 1e-9
+    outer = basis[:, :, None] * basis[:, None, :]
+    w = weights.astype(np.float64)
+    med = np.median(radii, axis=1)
+    fit = np.repeat(med[:, None], n_a, axis=1)
+    for _ in range(iterations):
+        ok = w.sum(axis=1) >= 3
+        if not ok.any():
+            break
+        ata = np.einsum("fa,amk->fmk", w, outer) + penalty
+        aty = np.einsum("fa,am->fm", w * radii, basis)
+        coef = np.linalg.solve(ata, aty[:, :, None])[:, :, 0]
+        new = coef @ basis.T
+        fit = np.where(ok[:, None], new, fit)
+        res = np.abs(radii - fit)
+        masked = np.where(w > 0, res, np.inf)
+        count = (w > 0).sum(axis=1)
+        srt = np.sort(masked, axis=1)
+        mid = np.clip((count - 1) // 2, 0, n_a - 1)
+        mad = np.where(count > 0, srt[np.arange(radii.shape[0]), mid], np.inf) + 1e-6
+        w = w * (res <= clip * mad[:, None] + 1e-9)
+    return np.asarray(fit, dtype=np.float64)

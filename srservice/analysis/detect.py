@@ -66,8 +66,8 @@ class Context:
     params: AnalysisParameters
 
     def samples(self, mm: float) -> int:
-        """Number of radial samples in ``mm`` (at least 1)."""
-        return max(1, int(round(mm / self.step_mm)))
+        """Return the number of radial samples in ``mm`` (at least 1)."""
+        return max(1, round(mm / self.step_mm))
 
 
 @dataclass(frozen=True)
@@ -82,13 +82,14 @@ class ChunkResult:
     wire: B
     shadow: B
     lumen_smooth: F64
+    guide: B
 
 
 def smooth(polar: F32, size_a: int, size_r: int) -> F32:
     """Box smoothing over angle (circular) and radius within each frame."""
     out = ndimage.uniform_filter1d(polar, size_a, axis=1, mode="wrap")
     ndimage.uniform_filter1d(out, size_r, axis=2, mode="nearest", output=out)
-    return out
+    return np.asarray(out, dtype=np.float32)
 
 
 def estimate_levels(polar: F32, r0: int, step_mm: float, params: AnalysisParameters) -> Levels:
@@ -106,43 +107,42 @@ def estimate_levels(polar: F32, r0: int, step_mm: float, params: AnalysisParamet
                   dark=params.calcium_shadow_ratio * plaque)
 
 
-def find_shadows(s3: F32, ctx: Context) -> tuple[B, npt.NDArray[np.intp]]:
+def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None
+                 ) -> tuple[B, npt.NDArray[np.intp]]:
     """Rays with a bright reflector followed by an acoustic shadow; first such reflector.
 
-    Returns ``(shadow, edge)`` with ``edge`` the radial index of the leading edge (0 where
-    there is no shadow).
+    The shadow window starts ``calcium_shadow_gap_mm`` behind the reflector (skipping the
+    edge itself) and is ``calcium_shadow_len_mm`` long, truncated at the field of view; at
+    least 70 % of its samples must be darker than the shadow level (reverberation bands
+    are tolerated). Returns ``(shadow, edge)`` with ``edge`` the radial index of the leading
+    edge (0 where there is no shadow).
     """
-    n, n_a, n_r = s3.shape
+    n_r = s3.shape[2]
     p = ctx.params
     gap = ctx.samples(p.calcium_shadow_gap_mm)
     length = ctx.samples(p.calcium_shadow_len_mm)
-    bright = s3 >= ctx.levels.bright
-    dark = (s3 < ctx.levels.dark).astype(np.float32)
-    cs = np.zeros((n, n_a, n_r + 1), dtype=np.float32)
-    np.cumsum(dark, axis=2, out=cs[:, :, 1:])
-    idx = np.arange(n_r)
-    lo = np.minimum(idx + gap, n_r)
-    hi_nom = idx + gap + length
-    valid_end = ctx.valid_end[None, :, None]
-    hi = np.minimum(hi_nom[None, None, :], valid_end)
-    lo_b = np.broadcast_to(lo[None, None, :], hi.shape)
-    count = (hi - lo_b).astype(np.float32)
+    rr = np.arange(n_r)
+    in_fov = rr[None, :] < ctx.valid_end[:, None]
+    dark = (s3 < ctx.levels.dark) & in_fov[None]
+    # Window sums along the ray: a running sum (one pass) instead of a cumulative sum.
+    win = ndimage.uniform_filter1d(dark.astype(np.float32), length, axis=2, mode="constant",
+                                   origin=-(length // 2)) * np.float32(length)
+    dark_count = np.zeros_like(win)
+    dark_count[:, :, : n_r - gap] = win[:, :, gap:]
+    count = np.clip(ctx.valid_end[:, None] - (rr[None, :] + gap), 0, length)
     enough = count >= max(3, length // 2)
-    hi_c = np.clip(hi, 0, n_r)
-    lo_c = np.clip(lo_b, 0, n_r)
-    frac = (np.take_along_axis(cs, np.broadcast_to(hi_c, s3.shape), axis=2)
-            - np.take_along_axis(cs, np.broadcast_to(lo_c, s3.shape), axis=2))
-    frac /= np.maximum(count, 1.0)
-    cand = bright & enough & (frac >= 0.7)
+    need = (0.7 * np.maximum(count, 1)).astype(np.float32)
+    peak = s3 if s_edge is None else s_edge
+    cand = (peak >= ctx.levels.bright) & (dark_count >= need[None]) & enough[None]
     cand[:, :, : ctx.r0 + 1] = False
     has = cand.any(axis=2)
     edge = np.argmax(cand, axis=2)
-    # Leading edge: walk back to where the intensity rises above half the bright level.
     return has, np.where(has, edge, 0)
 
 
-def lumen_cost(s: F32, ctx: Context, ignore: B, stop: npt.NDArray[np.intp]) -> F32:
-    """Region cost of the lumen border.
+def lumen_cost(s: F32, ctx: Context, ignore: B, stop: npt.NDArray[np.intp],
+               valid_end: npt.NDArray[np.intp]) -> F32:
+    """Region cost of the lumen border on angle nodes (``s`` already decimated).
 
     ``ignore`` rays carry no cost; on each ray everything from ``stop`` (a calcium leading
     edge) onwards counts as tissue, and nothing beyond the field of view counts.
@@ -155,19 +155,46 @@ def lumen_cost(s: F32, ctx: Context, ignore: B, stop: npt.NDArray[np.intp]) -> F
     n_r = s.shape[2]
     rr = np.arange(n_r)[None, None, :]
     q[rr >= stop[:, :, None]] = 1.0
-    q *= rr < ctx.valid_end[None, :, None]
+    q *= rr < valid_end[None, :, None]
     q[ignore] = 0.0
     cost = region_cost(q, ctx.samples(0.25))
     cost[:, :, : ctx.r0 + 1] = np.float32(1e6)
     return cost
 
 
-def dp_border(cost: F32, max_jump_mm: float, ctx: Context) -> F64:
-    """Closed minimum-cost border (radial samples per angle bin), 2-degree nodes."""
-    c = decimate_angles(cost, DP_ANGLE_STEP)
-    jump = max(1, int(round(max_jump_mm * DP_ANGLE_STEP / ctx.step_mm)))
+def pass1_lumen(sd: F32, shadow: B, ctx: Context) -> F64:
+    """Lumen border ignoring every shadow ray (interpolated there by the path)."""
+    n, n_d, n_r = sd.shape
+    full = np.full((n, n_d), n_r, dtype=np.intp)
+    cost = lumen_cost(sd, ctx, _dec_or(shadow), full, _dec_min(ctx.valid_end))
+    return dp_border(cost, ctx.params.lumen_smoothness_mm, ctx, decimated=True, coarsen=2)
+
+
+def _dec_or(mask: B) -> B:
+    return np.asarray(mask[:, 0::DP_ANGLE_STEP] | mask[:, DP_ANGLE_STEP - 1 :: DP_ANGLE_STEP])
+
+
+def _dec_min(x: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    return np.minimum(x[..., 0::DP_ANGLE_STEP], x[..., DP_ANGLE_STEP - 1 :: DP_ANGLE_STEP])
+
+
+def dp_border(cost: F32, max_jump_mm: float, ctx: Context, decimated: bool = False,
+              coarsen: int = 1) -> F64:
+    """Return the closed minimum-cost border (radial samples per angle bin).
+
+    The path runs on nodes of ``DP_ANGLE_STEP * coarsen`` bins (``cost`` given on nodes of
+    ``DP_ANGLE_STEP`` bins when ``decimated``) and is interpolated back to every bin.
+    """
+    c = cost if decimated else decimate_angles(cost, DP_ANGLE_STEP)
+    n_bins = c.shape[1] * DP_ANGLE_STEP
+    if coarsen > 1 and c.shape[1] % coarsen == 0:
+        c = decimate_angles(c, coarsen)
+    else:
+        coarsen = 1
+    step = DP_ANGLE_STEP * coarsen
+    jump = max(1, round(max_jump_mm * step / ctx.step_mm))
     path = dp_circular(c, jump).astype(np.float64)
-    return upsample_path(path, DP_ANGLE_STEP, cost.shape[1])
+    return upsample_path(path, step, n_bins)
 
 
 def inner_reflectors(shadow: B, edge: npt.NDArray[np.intp], lumen: F64, ctx: Context,
@@ -187,7 +214,8 @@ def inner_reflectors(shadow: B, edge: npt.NDArray[np.intp], lumen: F64, ctx: Con
 def inward_depth(shadow: B, edge: npt.NDArray[np.intp], lumen: F64) -> F64:
     """How far (samples) each ray's surface lies inside the circular median surface."""
     surface = np.where(shadow, edge.astype(np.float64), lumen)
-    ref = ndimage.median_filter(surface, size=(1, 121), mode="wrap")
+    coarse = ndimage.median_filter(surface[:, ::3], size=(1, 41), mode="wrap")
+    ref = np.repeat(coarse, 3, axis=1)[:, : surface.shape[1]]
     return np.asarray(ref - surface, dtype=np.float64)
 
 
@@ -227,9 +255,9 @@ def wire_track(inner: B, depth: F64, max_w: int) -> F64:
     for i, cs in enumerate(centres):
         if not cs:
             continue
-        d = [abs((c - mode + n_a / 2) % n_a - n_a / 2) for c in cs]
-        j = int(np.argmin(d))
-        if d[j] <= 40:
+        dist = [abs((c - mode + n_a / 2) % n_a - n_a / 2) for c in cs]
+        j = int(np.argmin(dist))
+        if dist[j] <= 40:
             out[i] = cs[j]
     return out
 
@@ -245,8 +273,9 @@ def classify_wire(shadow: B, edge: npt.NDArray[np.intp], lumen: F64, ctx: Contex
     track, candidate runs no wider than ``guidewire_max_gap_deg`` are the wire unless their
     leading edge continues smoothly into the calcium on both sides (a nodule).
     """
-    inner = inner_reflectors(shadow, edge, lumen, ctx)
-    loose = inner_reflectors(shadow, edge, lumen, ctx, WIRE_TRACK_TOL_MM)
+    depth = inward_depth(shadow, edge, lumen)
+    inner = shadow & (depth > ctx.params.lumen_edge_tolerance_mm / ctx.step_mm)
+    loose = shadow & (depth > WIRE_TRACK_TOL_MM / ctx.step_mm)
     wire = np.zeros_like(shadow)
     max_w = int(ctx.params.guidewire_max_gap_deg)
     n_a = shadow.shape[1]
@@ -270,6 +299,23 @@ def classify_wire(shadow: B, edge: npt.NDArray[np.intp], lumen: F64, ctx: Contex
             if not (smooth_l and smooth_r):
                 wire[i, idx] = True
     return wire
+
+
+def guide_catheter(s3: F32, shadow: B, ctx: Context) -> B:
+    """Frames with the transducer inside the guide catheter.
+
+    Inside the guide catheter the transducer sees a thin bright ring concentric with itself
+    and no vessel behind it (no acoustic shadow either, which tells it from circumferential
+    calcium).
+    """
+    r0 = ctx.r0
+    hi = min(s3.shape[2], r0 + ctx.samples(1.3))
+    seg = s3[:, :, r0:hi]
+    pk = seg.argmax(axis=2)
+    bright = seg.max(axis=2) >= ctx.levels.bright
+    med = np.median(pk, axis=1)
+    ring = bright & (np.abs(pk - med[:, None]) <= ctx.samples(0.05))
+    return np.asarray((ring.mean(axis=1) >= 0.8) & (shadow.mean(axis=1) < 0.5))
 
 
 def circular_dilate(mask: B, k: int) -> B:
@@ -297,12 +343,11 @@ def dark_rays(s3: F32, ctx: Context) -> B:
 
 
 def wire_candidates(polar: F32, ctx: Context) -> tuple[B, F64]:
-    """Candidate guidewire rays of frames and their inward depth (pass-1 lumen)."""
+    """Candidate guidewire rays of frames and their inward depth (crude lumen)."""
     s3 = smooth(polar, 3, 3)
-    s = smooth(polar, 5, 5)
     shadow, edge = find_shadows(s3, ctx)
-    full = np.full(shadow.shape, polar.shape[2], dtype=np.intp)
-    l1 = dp_border(lumen_cost(s, ctx, shadow, full), ctx.params.lumen_smoothness_mm, ctx)
+    sd = smooth(decimate_angles(polar, DP_ANGLE_STEP), 3, 5)
+    l1 = pass1_lumen(sd, shadow, ctx)
     return (inner_reflectors(shadow, edge, l1, ctx, WIRE_TRACK_TOL_MM),
             inward_depth(shadow, edge, l1))
 
@@ -316,44 +361,53 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     the lumen and EEM borders).
     """
     p = ctx.params
-    n, n_a, n_r = polar.shape
-    s3 = smooth(polar, 3, 3)
-    s = smooth(averaged, 5, 5)
-    shadow, edge = find_shadows(s3, ctx)
-    full = np.full((n, n_a), n_r, dtype=np.intp)
+    n, _, n_r = polar.shape
+    s_edge = np.asarray(ndimage.uniform_filter1d(polar, 3, axis=1, mode="wrap"),
+                        dtype=np.float32)
+    s3 = np.asarray(ndimage.uniform_filter1d(s_edge, 3, axis=2, mode="nearest"),
+                    dtype=np.float32)
+    sd = smooth(decimate_angles(averaged, DP_ANGLE_STEP), 3, 5)
+    ve_d = _dec_min(ctx.valid_end)
+    shadow, edge = find_shadows(s3, ctx, s_edge)
     # Pass 1: lumen with every shadow ray ignored; then guidewire vs calcium.
-    l1 = dp_border(lumen_cost(s, ctx, shadow, full), p.lumen_smoothness_mm, ctx)
+    l1 = pass1_lumen(sd, shadow, ctx)
     wire = circular_dilate(classify_wire(shadow, edge, l1, ctx, track) | dark_rays(s3, ctx), 2)
     calc_rays = shadow & ~wire
     # The wire's reflection spreads over ~+-15 degrees: no lumen evidence there.
     halo = circular_dilate(wire, 12)
-    # Pass 2: calcium rays count up to their leading edge; wire rays are ignored.
+    # Lumen: calcium rays count up to their leading edge; wire rays are ignored.
     stop = np.where(calc_rays, edge, n_r)
-    lum = dp_border(lumen_cost(s, ctx, halo, stop), p.lumen_smoothness_mm, ctx)
+    cost_l = lumen_cost(sd, ctx, _dec_or(halo), _dec_min(stop), ve_d)
+    lum = dp_border(cost_l, p.lumen_smoothness_mm, ctx, decimated=True)
     # Side branches / wire: outward outliers replaced by a robust smooth fit.
     fit = robust_fourier_fit(lum, ~halo, order=4)
     out_tol = 0.2 / ctx.step_mm
     lum = np.where(((lum > fit + out_tol) & ~calc_rays) | halo, fit, lum)
     lum = np.where(calc_rays, np.minimum(lum, edge.astype(np.float64)), lum)
-    # EEM: media -> adventitia rise beyond the lumen.
+    # EEM: media -> adventitia rise beyond the lumen (on angle nodes).
     h = ctx.samples(0.05)
-    grad = np.zeros_like(s)
-    grad[:, :, h:-h] = s[:, :, 2 * h :] - s[:, :, : -2 * h]
+    grad = np.zeros_like(sd)
+    grad[:, :, h:-h] = sd[:, :, 2 * h :] - sd[:, :, : -2 * h]
     rr = np.arange(n_r)[None, None, :]
-    lo = lum[:, :, None] + p.min_plaque_mm / ctx.step_mm
-    hi = np.minimum(lum[:, :, None] + p.max_wall_mm / ctx.step_mm,
-                    ctx.valid_end[None, :, None] - h - 1)
+    lum_d = 0.5 * (lum[:, 0::DP_ANGLE_STEP] + lum[:, DP_ANGLE_STEP - 1 :: DP_ANGLE_STEP])
+    lo = lum_d[:, :, None] + p.min_plaque_mm / ctx.step_mm
+    hi = np.minimum(lum_d[:, :, None] + p.max_wall_mm / ctx.step_mm,
+                    ve_d[None, :, None] - h - 1)
     window = (rr >= lo) & (rr <= hi)
     g = np.where(window, grad, 0.0).astype(np.float32)
     gmax = g.max(axis=2)
-    # Shadows of the neighbouring frames count too (a frame may have lost its calcium echo).
-    shadow_avg, _ = find_shadows(smooth(averaged, 3, 3), ctx)
-    hidden = shadow | shadow_avg | halo | (gmax < 0.3 * ctx.levels.plaque)
-    g[hidden] = 0.0
+    # Shadows of both neighbouring frames count too (a frame may have lost its echo).
+    both = np.zeros_like(shadow)
+    if n >= 3:
+        both[1:-1] = shadow[:-2] & shadow[2:]
+    weak = np.repeat(gmax < 0.3 * ctx.levels.plaque, DP_ANGLE_STEP, axis=1)
+    hidden = shadow | both | halo | weak
+    hid_d = _dec_or(hidden)
+    g[hid_d] = 0.0
     cost = -g / np.float32(ctx.levels.plaque)
     cost[~window] = np.float32(5.0)
-    cost[hidden] = np.where(window[hidden], 0.0, 5.0).astype(np.float32)
-    eem = dp_border(cost, p.eem_smoothness_mm, ctx)
+    cost[hid_d] = np.where(window[hid_d], 0.0, 5.0).astype(np.float32)
+    eem = dp_border(cost, p.eem_smoothness_mm, ctx, decimated=True, coarsen=2)
     # Hidden EEM: interpolate the wall thickness over the smooth lumen contour, so the
     # eccentricity of the catheter in the lumen is kept.
     lum_smooth = robust_fourier_fit(lum, ~halo, order=3)
@@ -361,4 +415,5 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     eem = lum_smooth + interpolate_hidden(eem - lum_smooth, hidden)
     eem = np.maximum(eem, lum + p.min_plaque_mm / ctx.step_mm)
     return ChunkResult(lumen=lum, eem=eem, eem_hidden=hidden, edge=edge.astype(np.float64),
-                       calcium=calc_rays, wire=wire, shadow=shadow, lumen_smooth=lum_smooth)
+                       calcium=calc_rays, wire=wire, shadow=shadow, lumen_smooth=lum_smooth,
+                       guide=guide_catheter(s3, shadow, ctx))

@@ -23,28 +23,12 @@ F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
 
-def unassessable_frames(pol: F32, ctx: detect.Context) -> B:
-    """Blank, saturated and guide-catheter frames of a batch of polar frames.
-
-    Inside the guide catheter the transducer sees a thin bright ring concentric with itself
-    and no vessel behind it (no acoustic shadow either, which tells it from circumferential
-    calcium).
-    """
-    r0 = ctx.r0
-    beyond = pol[:, ::3, r0:]
-    mean = beyond.mean(axis=(1, 2))
-    blank = (mean < 3.0) | (beyond.std(axis=(1, 2)) < 1.0)
+def blank_or_saturated(pol: F32, r0: int) -> B:
+    """Frames without echo (blank) or mostly saturated, from their polar images."""
+    beyond = pol[:, ::3, r0::2]
+    blank = (beyond.mean(axis=(1, 2)) < 3.0) | (beyond.std(axis=(1, 2)) < 1.0)
     saturated = (beyond >= 250).mean(axis=(1, 2)) > 0.5
-    s3 = detect.smooth(pol, 3, 3)
-    hi = min(pol.shape[2], r0 + ctx.samples(1.3))
-    seg = s3[:, :, r0:hi]
-    pk = seg.argmax(axis=2)
-    bright = seg.max(axis=2) >= ctx.levels.bright
-    med = np.median(pk, axis=1)
-    ring = bright & (np.abs(pk - med[:, None]) <= ctx.samples(0.05))
-    shadow, _ = detect.find_shadows(s3, ctx)
-    guide = (ring.mean(axis=1) >= 0.8) & (shadow.mean(axis=1) < 0.5)
-    return np.asarray(blank | saturated | guide)
+    return np.asarray(blank | saturated)
 
 
 def fill_hidden_eem_along_pullback(eem: F64, lum_smooth: F64, hidden: B, assess: B,
@@ -147,7 +131,9 @@ class FrameBuilder:
         cmask = volume.majority_along_pullback(cmask, assess, half)
         smask = volume.majority_along_pullback(smask, assess, half) & cmask
         min_bins = int(np.ceil(p.calcium_min_arc_deg * ANGLE_BINS / 360.0))
-        prot = volume.protrusion_mm(lum, edge, calc & ~wire, wire, step_mm)
+        # Not next to the guidewire: its reflection and shadow edges mimic a bulge.
+        halo = detect.circular_dilate(wire, 12)
+        prot = volume.protrusion_mm(lum, edge, calc & ~halo, halo, step_mm)
         out: list[FrameMeasurement] = []
         nod_raw = np.zeros(n, dtype=np.bool_)
         for i in range(n):

@@ -42,7 +42,7 @@ def polygon_centroid(xy: FloatArray) -> tuple[float, float]:
 
 
 def contour_from_radii(radii_px: FloatArray, center: tuple[float, float]) -> FloatArray:
-    """Closed polygon ``(ANGLE_BINS, 2)`` from one radius per angular bin about ``center``."""
+    """Return the closed polygon ``(ANGLE_BINS, 2)`` with one radius per bin about ``center``."""
     theta = np.deg2rad(bin_angles_deg())
     return np.stack(
         [center[0] + radii_px * np.cos(theta), center[1] + radii_px * np.sin(theta)], axis=1
@@ -111,7 +111,7 @@ def rebin_mask(mask: BoolArray, radii_px: FloatArray, from_center: tuple[float, 
 
 
 def circular_runs(mask: BoolArray) -> list[tuple[int, int]]:
-    """Runs of True in a circular 1-D mask as ``(start, length)``; wrap-around joined."""
+    """Return the runs of True in a circular 1-D mask as ``(start, length)``; wrap-around joined."""
     n = mask.size
     if not mask.any():
         return []

@@ -15,13 +15,13 @@ import numpy.typing as npt
 
 from srservice.analysis import detect, polar, preprocess, volume
 from srservice.analysis.features import find_lesions
-from srservice.analysis.frames import FrameBuilder, unassessable_frames
+from srservice.analysis.frames import FrameBuilder, blank_or_saturated
 from srservice.analysis.params import AnalysisParameters
 from srservice.analysis.types import ANGLE_BINS, FrameMeasurement, Pullback, PullbackAnalysis
 from srservice.errors import NotAssessableError
 
 #: Frames per processing chunk.
-CHUNK = 48
+CHUNK = 64
 
 
 def _validate(pullback: Pullback) -> npt.NDArray[np.uint8]:
@@ -78,6 +78,10 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
     pol_s = grid.to_polar(samples)
     r0 = preprocess.catheter_radius_samples(pol_s, p.radial_step_mm, p)
     valid_end = _valid_end(pol_s)
+    n_keep = int(valid_end.max()) + 2
+    grid = grid.truncated(n_keep)
+    pol_s = np.ascontiguousarray(pol_s[:, :, : grid.n_radii])
+    valid_end = np.minimum(valid_end, grid.n_radii)
     gains = _gains(frames, grid, pol_s, r0, p)
     s_idx = np.linspace(0, n - 1, samples.shape[0]).round().astype(np.intp)
     pol_s *= gains[s_idx, None, None].astype(np.float32)
@@ -96,11 +100,12 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
         pol = grid.to_polar(frames[a0:a1])
         pol *= gains[a0:a1, None, None].astype(np.float32)
         preprocess.remove_seam(pol, r0, p)
-        bad = unassessable_frames(pol, ctx)
+        bad = blank_or_saturated(pol, r0)
         assess[a0:a1] &= ~bad
         own = slice(c0 - a0, c0 - a0 + (c1 - c0))
         avg = _temporal_mean(pol, ~bad, half_t)[own]
         res = detect.detect_chunk(pol[own], avg, ctx, track[c0:c1])
+        assess[c0:c1] &= ~res.guide
         builder.add(c0, res)
     measurements = builder.finish(assess)
     lesions = find_lesions(measurements, pullback.frame_spacing_mm, p)
@@ -154,7 +159,7 @@ def _valid_end(pol_samples: npt.NDArray[np.float32]) -> npt.NDArray[np.intp]:
     echo = pol_samples.max(axis=0) > 0
     n_r = echo.shape[1]
     last = n_r - np.argmax(echo[:, ::-1], axis=1)
-    return np.where(echo.any(axis=1), last, n_r).astype(np.intp)
+    return np.asarray(np.where(echo.any(axis=1), last, n_r), dtype=np.intp)
 
 
 def _temporal_mean(pol: npt.NDArray[np.float32], ok: npt.NDArray[np.bool_], half: int

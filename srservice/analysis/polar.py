@@ -57,6 +57,15 @@ class PolarGrid:
         """Radius in pixels of (fractional) radial sample index ``j``."""
         return np.asarray(j, dtype=np.float64) * self.step_px
 
+    def truncated(self, n_radii: int) -> PolarGrid:
+        """Return the same grid limited to the first ``n_radii`` radial samples."""
+        if n_radii >= self.n_radii:
+            return self
+        idx = self.index.reshape(ANGLE_BINS, self.n_radii)[:, :n_radii]
+        return PolarGrid(center=self.center, step_px=self.step_px, n_radii=n_radii,
+                         index=np.ascontiguousarray(idx.ravel()),
+                         inside=np.ascontiguousarray(self.inside[:, :n_radii]))
+
     def to_polar(self, frames: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """Resample a batch ``(n, rows, columns)`` to ``(n, ANGLE_BINS, R)`` float32."""
         n = frames.shape[0]

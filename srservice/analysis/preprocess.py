@@ -79,8 +79,8 @@ def catheter_radius_samples(polar_samples: F32, step_mm: float,
     to a quarter of the way from the level just beyond (blood) to the ring's peak;
     ``params.catheter_radius_mm`` is the fallback.
     """
-    default = int(round(params.catheter_radius_mm / step_mm)) + 2
-    n_r = polar_samples.shape[2]
+    default = round(params.catheter_radius_mm / step_mm) + 2
+    n_r = int(polar_samples.shape[2])
     if polar_samples.shape[0] < 4:
         return min(default, n_r - 1)
     prof = np.median(polar_samples.min(axis=0), axis=0)

@@ -68,19 +68,20 @@ def protrusion_mm(lumen_samples: F64, edge_samples: F64, calcium: B, ignore: B,
     calcium bins (Lee, Mintz, Maehara 2011; calcium-scores.md: >= 0.2 mm makes a calcified
     nodule). Calcium lying behind the lumen border gives a negative protrusion.
     """
-    n, n_a = lumen_samples.shape
+    n = lumen_samples.shape[0]
     out = np.full(n, -np.inf)
-    w = ~ignore
-    fit = robust_fourier_fit(lumen_samples, w, order=3, iterations=4, clip=2.5)
-    for i in range(n):
-        if not calcium[i].any():
-            continue
-        keep = w[i] & (lumen_samples[i] >= fit[i] - 0.08 / step_mm)
-        f = robust_fourier_fit(lumen_samples[i : i + 1], keep[None, :], order=3,
-                               iterations=2, clip=3.0)[0]
-        surface = np.where(calcium[i], edge_samples[i], lumen_samples[i])
-        d = ndimage.uniform_filter1d(f - surface, 3, mode="wrap")
-        out[i] = float(d[calcium[i]].max()) * step_mm
+    rows = np.flatnonzero(calcium.any(axis=1))
+    if rows.size == 0:
+        return out
+    lum = lumen_samples[rows]
+    w = ~ignore[rows]
+    fit = robust_fourier_fit(lum, w, order=3, iterations=4, clip=2.5)
+    keep = w & (lum >= fit - 0.08 / step_mm)
+    f = robust_fourier_fit(lum, keep, order=3, iterations=2, clip=3.0)
+    cal = calcium[rows]
+    surface = np.where(cal, edge_samples[rows], lum)
+    d = ndimage.uniform_filter1d(f - surface, 3, axis=1, mode="wrap")
+    out[rows] = np.where(cal, d, -np.inf).max(axis=1) * step_mm
     return out
 
 

@@ -3,7 +3,7 @@
 Exactly::
 
     load_pullback(path, default_pixel_spacing_mm=..., default_frame_spacing_mm=...)
-      -> analyze_pullback(loaded.pullback) -> produce_outputs(loaded, analysis)
+      -> analyze_pullback(loaded.pullback) -> produce_outputs(loaded, analysis, revision=...)
       -> write outputs atomically to data_dir/outputs/<job>/ -> state reported
       -> one pending delivery per destination (or the outbox), each sent as its own task
 
@@ -15,13 +15,11 @@ heartbeat is older than ``settings.job_stuck_seconds``). Failures are mapped onl
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from srservice.config import Settings
 from srservice.delivery import destinations_for
@@ -29,7 +27,7 @@ from srservice.dicomio import LoadedPullback, load_pullback
 from srservice.errors import Outcome, TransientError, outcome_for, reason_for
 from srservice.jobs.store import Claim, JobStore, ReportRecord
 from srservice.jobs.views import InstanceView, JobView
-from srservice.outputs import apply_revision, write_job_outputs
+from srservice.outputs import write_job_outputs
 from srservice.series import load_series
 
 LOGGER = logging.getLogger(__name__)
@@ -87,17 +85,10 @@ def _analyze_and_write(settings: Settings, store: JobStore, job: JobView) -> Rep
 
     loaded = load_job_input(settings, job, store.job_inputs(job.id))
     analysis = analyze_pullback(loaded.pullback)
-    # DECISIONS.md 1: a superseding job's report gets UIDs derived with its revision. Until
-    # reporting accepts ``revision=``, the UIDs are re-derived here the same way.
-    native_revision = "revision" in inspect.signature(produce_outputs).parameters
-    extra: dict[str, Any] = {"revision": job.revision} if native_revision else {}
-    outputs = produce_outputs(loaded, analysis, **extra)
+    # Coordination decision 1: the first job of an instance has no revision (plain derived
+    # UIDs); a superseding job's revision (content hash prefix) gives its report new UIDs.
+    outputs = produce_outputs(loaded, analysis, revision=job.revision or None)
     sr, pdf, summary = outputs.sr, outputs.pdf, dict(outputs.summary)
-    if job.revision and not native_revision:
-        apply_revision(sr, loaded.sop_instance_uid, "sr", job.revision)
-        apply_revision(pdf, loaded.sop_instance_uid, "pdf", job.revision)
-        summary.update(sr_sop_instance_uid=str(sr.SOPInstanceUID),
-                       pdf_sop_instance_uid=str(pdf.SOPInstanceUID), revision=job.revision)
     written = write_job_outputs(settings.data_dir / "outputs", job.id, sr, pdf, summary)
     total = summary.get("ivus_calcium_score")
     return ReportRecord(

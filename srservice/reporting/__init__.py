@@ -2,11 +2,12 @@
 
 Entry point: :func:`produce_outputs`. Output UIDs are derived from the source SOP Instance UID
 and the algorithm version (:mod:`srservice.reporting.uids`), so a re-run yields the same
-objects.
+objects; a superseding report passes ``revision`` and gets new UIDs throughout.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
+from pydicom.uid import UltrasoundImageStorage
 
 from srservice import ALGORITHM_NAME, ALGORITHM_VERSION
 from srservice.analysis.types import PullbackAnalysis
@@ -77,7 +79,8 @@ def page_header(header: Dataset) -> PageHeader:
 
 def produce_outputs(loaded: LoadedLike, analysis: PullbackAnalysis,
                     parameters: Mapping[str, object] | None = None,
-                    now: dt.datetime | None = None) -> Outputs:
+                    now: dt.datetime | None = None, *,
+                    revision: str | None = None) -> Outputs:
     """Score every lesion and build the SR, the PDF and the JSON summary.
 
     Parameters
@@ -90,6 +93,11 @@ def produce_outputs(loaded: LoadedLike, analysis: PullbackAnalysis,
         Algorithm parameters for TID 4019 (default: ``AnalysisParameters().as_dict()``).
     now : datetime, optional
         Creation time of the PDF instance (tests pin it).
+    revision : str, optional
+        ``None`` (first report of a source instance): UIDs derived from (source SOP Instance
+        UID, ``ALGORITHM_VERSION``, purpose). A string (superseding report, e.g. a content
+        hash prefix): every derived UID (series, instance, tracking) uses the version
+        ``f"{ALGORITHM_VERSION}+{revision}"``, and the summary lists those UIDs.
 
     Returns
     -------
@@ -103,11 +111,39 @@ def produce_outputs(loaded: LoadedLike, analysis: PullbackAnalysis,
     scores = scores_for(analysis)
     params = dict(parameters) if parameters is not None else default_parameters()
     header = loaded.header
-    sr = build_sr(header, analysis, scores, params)
+    frame_headers = _frame_headers(loaded)
+    sr = build_sr(header, analysis, scores, params, revision=revision,
+                  frame_headers=frame_headers)
     texts = statements(analysis, scores)
     pdf_bytes = render_pdf(page_header(header), analysis, scores, texts, loaded.pullback.frames)
-    pdf = build_pdf_dataset(header, pdf_bytes, now=now)
-    return Outputs(sr=sr, pdf=pdf, summary=summary(loaded.sop_instance_uid, analysis, scores))
+    pdf = build_pdf_dataset(header, pdf_bytes, now=now, revision=revision)
+    doc = summary(loaded.sop_instance_uid, analysis, scores, revision=revision,
+                  source_sop_instance_uids=loaded.frame_sop_instance_uids)
+    return Outputs(sr=sr, pdf=pdf, summary=doc)
+
+
+def _frame_headers(loaded: LoadedLike) -> tuple[Dataset, ...]:
+    """One header per frame of a single-frame series (empty for one multi-frame instance).
+
+    Without ``frame_headers``, each frame's header is the source header with the frame's
+    SOP Instance UID (same series and SOP class).
+    """
+    uids = loaded.frame_sop_instance_uids
+    if not uids:
+        # One single-frame instance (Ultrasound Image Storage has no Multi-frame module,
+        # PS3.3 A.6): reference it without a frame number too.
+        single = loaded.header.get("SOPClassUID") == UltrasoundImageStorage
+        return (loaded.header,) if single else ()
+    if loaded.frame_headers:
+        if [str(h.SOPInstanceUID) for h in loaded.frame_headers] != list(uids):
+            raise ValueError("frame_headers and frame_sop_instance_uids disagree")
+        return loaded.frame_headers
+    out = []
+    for uid in uids:
+        ds = copy.deepcopy(loaded.header)  # setting a value changes the shared element
+        ds.SOPInstanceUID = uid
+        out.append(ds)
+    return tuple(out)
 
 
 __all__ = ["Outputs", "produce_outputs"]

@@ -21,7 +21,7 @@ from pydicom.uid import (
 )
 
 from srservice import ALGORITHM_NAME, ALGORITHM_VERSION
-from srservice.reporting.uids import derived_uid
+from srservice.reporting.uids import derived_uid, output_version
 
 PDF_SERIES_NUMBER = 991
 DOCUMENT_TITLE = "IVUS calcium score report (automated, unverified)"
@@ -38,7 +38,8 @@ TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDat
 
 
 def build_pdf_dataset(header: Dataset, pdf_bytes: bytes,
-                      now: dt.datetime | None = None) -> Dataset:
+                      now: dt.datetime | None = None, *,
+                      revision: str | None = None) -> Dataset:
     """Wrap ``pdf_bytes`` as an Encapsulated PDF instance in the study of ``header``.
 
     Parameters
@@ -49,6 +50,8 @@ def build_pdf_dataset(header: Dataset, pdf_bytes: bytes,
         The PDF document.
     now : datetime, optional
         Content / instance creation time (default: current local time).
+    revision : str, optional
+        Revision of a superseding report (UIDs derived with ``f"{ALGORITHM_VERSION}+{revision}"``).
 
     Returns
     -------
@@ -56,7 +59,8 @@ def build_pdf_dataset(header: Dataset, pdf_bytes: bytes,
         With file meta information, ready for ``dcmwrite(..., enforce_file_format=True)``.
     """
     now = now or dt.datetime.now()
-    sop_uid = derived_uid(header.SOPInstanceUID, "pdf-instance")
+    version = output_version(revision)
+    sop_uid = derived_uid(header.SOPInstanceUID, "pdf-instance", version)
     ds = Dataset()
     ds.SpecificCharacterSet = header.get("SpecificCharacterSet") or "ISO_IR 192"
     for kw in COPIED:
@@ -70,7 +74,7 @@ def build_pdf_dataset(header: Dataset, pdf_bytes: bytes,
     ds.InstanceCreationDate = now.strftime("%Y%m%d")
     ds.InstanceCreationTime = now.strftime("%H%M%S")
     ds.Modality = "DOC"
-    ds.SeriesInstanceUID = derived_uid(header.SOPInstanceUID, "pdf-series")
+    ds.SeriesInstanceUID = derived_uid(header.SOPInstanceUID, "pdf-series", version)
     ds.SeriesNumber = PDF_SERIES_NUMBER
     ds.SeriesDescription = "IVUS calcium score report (automated, unverified)"
     ds.Manufacturer = "srservice"

@@ -148,7 +148,9 @@ def _profiles(ax_arc: Axes, ax_area: Axes, analysis: PullbackAnalysis) -> None:
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.25, lw=0.4)
         if len(x):
-            ax.set_xlim(float(x.min()), float(x.max()))
+            lo, hi = float(x.min()), float(x.max())
+            pad = 0.0 if hi > lo else 0.5  # one frame: avoid a singular axis
+            ax.set_xlim(lo - pad, hi + pad)
 
 
 def _frame_image(ax: Axes, pixels: np.ndarray | None, frame: FrameMeasurement | None,

@@ -4,7 +4,7 @@ Content tree (PS3.16 TID 1500, built by :class:`highdicom.sr.MeasurementReport`)
 
 - Observation context with the algorithm as device observer (TID 1004), procedure reported
   SCT 241466007 "Intravascular ultrasound", an Image Library (TID 1600) referencing the source
-  IVUS instance.
+  IVUS instance(s) the content references.
 - A whole-pullback TID 1501 group: the highest segment score and the overall recommendation,
   with the algorithm identification (TID 4019) carrying every analysis parameter (the other
   groups name the algorithm and version only).
@@ -23,12 +23,20 @@ Content tree (PS3.16 TID 1500, built by :class:`highdicom.sr.MeasurementReport`)
   statements and everything that could not be measured.
 
 Verification Flag UNVERIFIED, Completion Flag COMPLETE; patient and study are copied from the
-source by highdicom; Series / SOP Instance UIDs come from :mod:`srservice.reporting.uids`.
+source by highdicom; Series / SOP Instance / tracking UIDs come from
+:mod:`srservice.reporting.uids` (with the revision of a superseding report in the version).
+
+Frame references (PS3.3 C.18.3.1, Referenced Frame Number only for multi-frame SOP classes):
+a multi-frame pullback is referenced as (its instance, frame number); a pullback assembled from
+single-frame instances (:class:`Source` with ``frame_headers``) references the instance holding
+the frame, without a frame number, and lists every instance of the pullback in the Current
+Requested Procedure Evidence Sequence (PS3.3 C.17.2.3).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import highdicom as hd
 import numpy as np
@@ -40,7 +48,7 @@ from srservice import ALGORITHM_NAME, ALGORITHM_VERSION
 from srservice.analysis.types import FrameMeasurement, LesionFeatures, PullbackAnalysis
 from srservice.reporting import codes as c
 from srservice.reporting.overlay import arc_polylines, closed
-from srservice.reporting.uids import derived_uid
+from srservice.reporting.uids import derived_uid, output_version
 from srservice.scoring import CITATION_IVUS, DISCLAIMER, IvusCalciumScore, highest_total
 
 SR_SERIES_NUMBER = 990
@@ -57,8 +65,74 @@ def algorithm_identification(
                                          parameters=params or None)
 
 
-def _frame_ref(header: Dataset, frame: int) -> hd.sr.SourceImageForMeasurement:
-    return hd.sr.SourceImageForMeasurement(header.SOPClassUID, header.SOPInstanceUID, [frame])
+@dataclass(frozen=True)
+class Source:
+    """The analysed instance(s) and the version output UIDs are derived with.
+
+    Attributes
+    ----------
+    header : pydicom.dataset.Dataset
+        Source dataset without Pixel Data (the first instance of a single-frame series).
+    version : str
+        Version string for :func:`srservice.reporting.uids.derived_uid`
+        (:func:`srservice.reporting.uids.output_version`).
+    frame_headers : tuple of Dataset
+        For a single-frame series: the header of the instance holding frame ``i + 1`` at
+        index ``i``; empty for one (multi-frame) instance.
+    """
+
+    header: Dataset
+    version: str = ALGORITHM_VERSION
+    frame_headers: tuple[Dataset, ...] = ()
+
+    def uid(self, purpose: str) -> str:
+        """Output UID for ``purpose`` (derived from the source SOP Instance UID)."""
+        return derived_uid(str(self.header.SOPInstanceUID), purpose, self.version)
+
+    def frame_instance(self, frame: int) -> Dataset | None:
+        """Header of the single-frame instance holding 1-based ``frame`` (None: multi-frame)."""
+        if not self.frame_headers:
+            return None
+        if not 1 <= frame <= len(self.frame_headers):
+            raise ValueError(f"frame {frame} outside the {len(self.frame_headers)} instances "
+                             "of the series")
+        return self.frame_headers[frame - 1]
+
+    def measurement_ref(self, frame: int) -> hd.sr.SourceImageForMeasurement:
+        """Image reference of a measurement made on ``frame``."""
+        inst = self.frame_instance(frame)
+        if inst is None:
+            return hd.sr.SourceImageForMeasurement(self.header.SOPClassUID,
+                                                   self.header.SOPInstanceUID, [frame])
+        return hd.sr.SourceImageForMeasurement(inst.SOPClassUID, inst.SOPInstanceUID)
+
+    def region(self, points: np.ndarray, frame: int) -> hd.sr.ImageRegion:
+        """Return a POLYLINE region on ``frame`` (pixel coordinates of that frame)."""
+        data = np.asarray(points, dtype=np.float64)
+        inst = self.frame_instance(frame)
+        if inst is None:
+            return hd.sr.ImageRegion(
+                graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=data,
+                source_image=hd.sr.SourceImageForRegion(self.header.SOPClassUID,
+                                                        self.header.SOPInstanceUID, [frame]),
+                pixel_origin_interpretation=hd.sr.PixelOriginInterpretationValues.FRAME)
+        return hd.sr.ImageRegion(
+            graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=data,
+            source_image=hd.sr.SourceImageForRegion(inst.SOPClassUID, inst.SOPInstanceUID))
+
+    def library(self, frames: Iterable[int]) -> list[Dataset]:
+        """Image Library entries: the source header plus the instances of ``frames``."""
+        out = {str(self.header.SOPInstanceUID): self.header}
+        for frame in frames:
+            inst = self.frame_instance(frame)
+            if inst is not None:
+                out.setdefault(str(inst.SOPInstanceUID), inst)
+        return list(out.values())
+
+    def evidence(self) -> list[Dataset]:
+        """Every analysed instance (Current Requested Procedure Evidence)."""
+        return [self.header, *(h for h in self.frame_headers
+                               if h.SOPInstanceUID != self.header.SOPInstanceUID)]
 
 
 def _measurement(name: Code, value: float | int, unit: Code, *, method: Code | None = None,
@@ -73,10 +147,10 @@ def _measurement(name: Code, value: float | int, unit: Code, *, method: Code | N
                              referenced_images=list(refs) if refs else None)
 
 
-def _lesion_group(header: Dataset, index: int, lesion: LesionFeatures, score: IvusCalciumScore,
+def _lesion_group(src: Source, index: int, lesion: LesionFeatures, score: IvusCalciumScore,
                   frame: FrameMeasurement | None, algo: hd.sr.AlgorithmIdentification,
                   ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    at_max = [_frame_ref(header, lesion.max_calcium_frame)]
+    at_max = [src.measurement_ref(lesion.max_calcium_frame)]
     m: list[hd.sr.Measurement] = [
         _measurement(c.ARC_OF_CALCIUM, lesion.max_superficial_calcium_arc_deg, c.DEG,
                      method=c.METHOD_SUPERFICIAL_ARC, derivation=c.MAXIMUM, refs=at_max)]
@@ -125,40 +199,34 @@ def _lesion_group(header: Dataset, index: int, lesion: LesionFeatures, score: Iv
         hd.sr.QualitativeEvaluation(c.SCORE_COMPLETE, c.yes_no(score.total is not None)),
     ]
     tracking = hd.sr.TrackingIdentifier(
-        uid=derived_uid(header.SOPInstanceUID, f"lesion-{index}"),
+        uid=src.uid(f"lesion-{index}"),
         identifier=f"Calcified segment {index} (frames {lesion.start_frame}-{lesion.end_frame})")
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=tracking, finding_type=c.VASCULAR_CALCIFICATION, algorithm_id=algo,
         measurements=m, qualitative_evaluations=q)
 
 
-def _roi_group(header: Dataset, uid_purpose: str, label: str, points: np.ndarray, frame: int,
+def _roi_group(src: Source, uid_purpose: str, label: str, points: np.ndarray, frame: int,
                finding: Code, measurements: list[hd.sr.Measurement],
                algo: hd.sr.AlgorithmIdentification,
                ) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
-    region = hd.sr.ImageRegion(
-        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-        graphic_data=np.asarray(points, dtype=np.float64),
-        source_image=hd.sr.SourceImageForRegion(header.SOPClassUID, header.SOPInstanceUID,
-                                                [frame]),
-        pixel_origin_interpretation=hd.sr.PixelOriginInterpretationValues.FRAME)
-    tracking = hd.sr.TrackingIdentifier(uid=derived_uid(header.SOPInstanceUID, uid_purpose),
-                                        identifier=label)
+    region = src.region(points, frame)
+    tracking = hd.sr.TrackingIdentifier(uid=src.uid(uid_purpose), identifier=label)
     return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=tracking, referenced_region=region, finding_type=finding,
         algorithm_id=algo, measurements=measurements or None)
 
 
-def _roi_groups(header: Dataset, index: int, frame: FrameMeasurement,
+def _roi_groups(src: Source, index: int, frame: FrameMeasurement,
                 pixel_spacing_mm: float | None, algo: hd.sr.AlgorithmIdentification,
                 ) -> list[hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations]:
     n = frame.frame
-    ref = [_frame_ref(header, n)]
+    ref = [src.measurement_ref(n)]
     groups = []
     if frame.lumen_contour is not None and len(frame.lumen_contour) >= 3:
         meas = ([] if frame.lumen_area_mm2 is None else
                 [_measurement(c.LUMEN_AREA, frame.lumen_area_mm2, c.MM2, refs=ref)])
-        groups.append(_roi_group(header, f"lesion-{index}-lumen",
+        groups.append(_roi_group(src, f"lesion-{index}-lumen",
                                  f"Segment {index}: lumen contour, frame {n}",
                                  closed(frame.lumen_contour), n, c.LUMEN_OF_ARTERY, meas, algo))
     if frame.eem_contour is not None and len(frame.eem_contour) >= 3:
@@ -168,19 +236,19 @@ def _roi_groups(header: Dataset, index: int, frame: FrameMeasurement,
         if frame.eem_mean_diameter_mm is not None:
             meas.append(_measurement(c.EEM_DIAMETER, frame.eem_mean_diameter_mm, c.MM,
                                      derivation=c.MEAN, refs=ref))
-        groups.append(_roi_group(header, f"lesion-{index}-eem",
+        groups.append(_roi_group(src, f"lesion-{index}-eem",
                                  f"Segment {index}: EEM contour, frame {n}",
                                  closed(frame.eem_contour), n, c.EEM, meas, algo))
     for k, (pts, arc) in enumerate(arc_polylines(frame, pixel_spacing_mm), start=1):
         meas = [_measurement(c.ARC_OF_CALCIUM, arc, c.DEG, method=c.METHOD_ANY_DEPTH_ARC,
                              refs=ref)]
-        groups.append(_roi_group(header, f"lesion-{index}-arc-{k}",
+        groups.append(_roi_group(src, f"lesion-{index}-arc-{k}",
                                  f"Segment {index}: calcium arc {k}, frame {n}", pts, n,
                                  c.VASCULAR_CALCIFICATION, meas, algo))
     return groups
 
 
-def _summary_group(header: Dataset, scores: Sequence[IvusCalciumScore],
+def _summary_group(src: Source, scores: Sequence[IvusCalciumScore],
                    algo: hd.sr.AlgorithmIdentification,
                    ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
     """Pullback-level group: the highest segment score (0 when nothing is calcified)."""
@@ -195,12 +263,13 @@ def _summary_group(header: Dataset, scores: Sequence[IvusCalciumScore],
         rec = c.NOT_ASSESSABLE
     q = [hd.sr.QualitativeEvaluation(c.CALCIUM_MODIFICATION_RECOMMENDED, rec),
          hd.sr.QualitativeEvaluation(c.SCORE_COMPLETE, c.yes_no(best is not None))]
-    tracking = hd.sr.TrackingIdentifier(uid=derived_uid(header.SOPInstanceUID, "pullback"),
+    tracking = hd.sr.TrackingIdentifier(uid=src.uid("pullback"),
                                         identifier="Whole pullback (highest segment score)")
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=tracking, algorithm_id=algo, measurements=m or None,
         qualitative_evaluations=q, source_images=[
-            hd.sr.SourceImageForMeasurementGroup(header.SOPClassUID, header.SOPInstanceUID)])
+            hd.sr.SourceImageForMeasurementGroup(src.header.SOPClassUID,
+                                                 src.header.SOPInstanceUID)])
 
 
 def statements(analysis: PullbackAnalysis, scores: Sequence[IvusCalciumScore]) -> list[str]:
@@ -220,7 +289,8 @@ def statements(analysis: PullbackAnalysis, scores: Sequence[IvusCalciumScore]) -
 
 
 def build_sr(header: Dataset, analysis: PullbackAnalysis, scores: Sequence[IvusCalciumScore],
-             parameters: Mapping[str, object] | None = None) -> hd.sr.Comprehensive3DSR:
+             parameters: Mapping[str, object] | None = None, *, revision: str | None = None,
+             frame_headers: Sequence[Dataset] = ()) -> hd.sr.Comprehensive3DSR:
     """Build the TID 1500 Comprehensive 3D SR for one analysed pullback.
 
     Parameters
@@ -233,12 +303,22 @@ def build_sr(header: Dataset, analysis: PullbackAnalysis, scores: Sequence[IvusC
         One score per lesion, in the order of ``analysis.lesions``.
     parameters : mapping, optional
         Algorithm parameters (``AnalysisParameters.as_dict()``), written into TID 4019.
+    revision : str, optional
+        Revision of a superseding report: every derived UID (series, instance, tracking) uses
+        the version ``f"{ALGORITHM_VERSION}+{revision}"``.
+    frame_headers : sequence of Dataset, optional
+        One header per frame for a pullback made of single-frame instances (frame order);
+        frames are then referenced as their own instance, without a frame number.
 
     Returns
     -------
     highdicom.sr.Comprehensive3DSR
         Valid SR (highdicom validates while building), UIDs derived deterministically.
     """
+    src = Source(header, output_version(revision), tuple(frame_headers))
+    if src.frame_headers and len(src.frame_headers) != analysis.frame_count:
+        raise ValueError(f"{len(src.frame_headers)} frame instances for "
+                         f"{analysis.frame_count} analysed frames")
     # Parameters once (pullback group); the other groups name the algorithm and version only.
     algo_full = algorithm_identification(parameters)
     algo = algorithm_identification(None)
@@ -247,10 +327,10 @@ def build_sr(header: Dataset, analysis: PullbackAnalysis, scores: Sequence[IvusC
                  | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations] = []
     for i, (lesion, score) in enumerate(zip(analysis.lesions, scores, strict=True), start=1):
         frame = by_frame.get(lesion.max_calcium_frame)
-        groups.append(_lesion_group(header, i, lesion, score, frame, algo))
+        groups.append(_lesion_group(src, i, lesion, score, frame, algo))
         if frame is not None and frame.assessable:
-            groups.extend(_roi_groups(header, i, frame, analysis.pixel_spacing_mm, algo))
-    groups.insert(0, _summary_group(header, scores, algo_full))
+            groups.extend(_roi_groups(src, i, frame, analysis.pixel_spacing_mm, algo))
+    groups.insert(0, _summary_group(src, scores, algo_full))
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -261,7 +341,7 @@ def build_sr(header: Dataset, analysis: PullbackAnalysis, scores: Sequence[IvusC
         procedure_reported=c.IVUS_PROCEDURE,
         imaging_measurements=groups,
         title=codes.cid7021.ImagingMeasurementReport,
-        referenced_images=[header])
+        referenced_images=src.library(x.max_calcium_frame for x in analysis.lesions))
     texts = hd.sr.ContainerContentItem(name=QUALITATIVE_EVALUATIONS,
                                        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
     texts.ContentSequence = hd.sr.ContentSequence([
@@ -269,11 +349,10 @@ def build_sr(header: Dataset, analysis: PullbackAnalysis, scores: Sequence[IvusC
                               relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
         for text in statements(analysis, scores)])
     report[0].ContentSequence.append(texts)
-    sop_uid = header.SOPInstanceUID
     sr = hd.sr.Comprehensive3DSR(
-        evidence=[header], content=report,
-        series_instance_uid=derived_uid(sop_uid, "sr-series"), series_number=SR_SERIES_NUMBER,
-        sop_instance_uid=derived_uid(sop_uid, "sr-instance"), instance_number=1,
+        evidence=src.evidence(), content=report,
+        series_instance_uid=src.uid("sr-series"), series_number=SR_SERIES_NUMBER,
+        sop_instance_uid=src.uid("sr-instance"), instance_number=1,
         manufacturer=MANUFACTURER, is_complete=True, is_final=True, is_verified=False,
         series_description="IVUS calcium score (automated, unverified)")
     sr.CodingSchemeIdentificationSequence = [c.coding_scheme_identification()]

@@ -6,6 +6,12 @@ integer value of the name-based (version 5, RFC 4122 / ITU-T X.667) UUID of
 The same input analysed by the same algorithm version therefore gets the same Series
 and SOP Instance UIDs, which makes re-delivery to PACS idempotent; a new algorithm version gets
 new UIDs (a new result, not an overwrite).
+
+Superseding reports (coordination decision 1): when the same source SOP Instance UID arrives
+again with different content, the new report is made with a ``revision`` (a content hash
+prefix) and every UID is derived with ``version = "<algorithm version>+<revision>"``
+(:func:`output_version`), so the PACS receives new objects instead of a conflicting copy of
+the earlier ones.
 """
 
 from __future__ import annotations
@@ -13,6 +19,22 @@ from __future__ import annotations
 import uuid
 
 from srservice import ALGORITHM_VERSION
+
+
+def output_version(revision: str | None = None) -> str:
+    """Return the version string output UIDs are derived with.
+
+    Parameters
+    ----------
+    revision : str or None
+        Revision of a superseding report (``None`` or ``""``: the first report).
+
+    Returns
+    -------
+    str
+        ``ALGORITHM_VERSION`` without a revision, else ``f"{ALGORITHM_VERSION}+{revision}"``.
+    """
+    return f"{ALGORITHM_VERSION}+{revision}" if revision else ALGORITHM_VERSION
 
 
 def derived_uid(source_sop_instance_uid: str, purpose: str,

@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
         except SrServiceError as exc:
             outcome = "error"
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent as a crash
+        except BaseException as exc:
             outcome, reason = "crash", f"{type(exc).__name__}: {exc}"
         dt = time.monotonic() - t0
         reason = " ".join(reason.split())[:300]

@@ -18,6 +18,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
+from pydicom.uid import UID
 
 from srservice.errors import SrServiceError
 from tests.reliability.support import (
@@ -27,6 +28,7 @@ from tests.reliability.support import (
     same_length_uid,
     sha256_of_stored,
 )
+
 
 #: Statuses a refusal may carry: PS3.4 Table B.2-1 (0xA7xx out of resources, 0xA9xx data set
 #: does not match SOP class, 0xCxxx cannot understand) and 0x0122 (SOP class not supported).
@@ -51,8 +53,8 @@ def encode(ds: Dataset, *, sop_instance_uid: str | None = None) -> RawInstance:
         str(ds.SOPInstanceUID))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds.SOPInstanceUID = uid
-        ds.file_meta.MediaStorageSOPInstanceUID = uid
+        ds.SOPInstanceUID = UID(uid)
+        ds.file_meta.MediaStorageSOPInstanceUID = UID(uid)
         ts = ds.file_meta.TransferSyntaxUID
         buf = DicomBytesIO()
         buf.is_little_endian = ts.is_little_endian
@@ -98,7 +100,7 @@ def analyse_file(path: Path) -> str:
         analyze_pullback(loaded.pullback)
     except SrServiceError as exc:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    except Exception as exc:  # noqa: BLE001 - reported as a crash by the caller's assert
+    except Exception as exc:
         return f"CRASH {type(exc).__name__}: {exc}"
     return "ok"
 

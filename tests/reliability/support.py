@@ -7,6 +7,7 @@ Everything here talks to the real listener (:func:`srservice.scp.start_scp` or t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -86,7 +87,7 @@ class RawInstance:
 
 
 def split_part10(blob: bytes) -> tuple[bytes, bytes]:
-    """Return (meta bytes including preamble, data set bytes) of a Part 10 file with group length."""
+    """Return (meta bytes with preamble, data set bytes) of a Part 10 file with group length."""
     assert blob[128:132] == b"DICM", "not a Part 10 file"
     group_length = int.from_bytes(blob[140:144], "little")
     cut = 144 + group_length
@@ -123,7 +124,7 @@ def with_new_uids(blob: bytes) -> RawInstance:
     """Return a phantom Part 10 blob as a :class:`RawInstance` with fresh SOP Instance UID."""
     from pydicom import dcmread
 
-    meta_bytes, data = split_part10(blob)
+    _, data = split_part10(blob)
     meta = dcmread(DicomBytesIO(blob), stop_before_pixels=True).file_meta
     old = str(meta.MediaStorageSOPInstanceUID)
     new = same_length_uid(old)
@@ -207,6 +208,13 @@ class Sender:
         finally:
             path.unlink(missing_ok=True)
         return int(status.Status) if "Status" in status else None
+
+    def rejection(self) -> tuple[int, int, int]:
+        """(result, source, diagnostic) of an A-ASSOCIATE-RJ (PS3.8 Table 9-21)."""
+        prim = self.assoc.acceptor.primitive
+        assert prim is not None, "no A-ASSOCIATE response"
+        return (int(prim.result or 0), int(prim.result_source or 0),
+                int(prim.diagnostic or 0))
 
     def release(self) -> None:
         if self.assoc.is_established:
@@ -361,10 +369,8 @@ def issue_pki(openssl: str, d: Path) -> dict[str, Path]:
 def kill_tree(proc: subprocess.Popen[Any]) -> None:
     """SIGKILL a child started with ``start_new_session=True`` and its process group."""
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=30)
 
 

@@ -26,9 +26,9 @@ from tests.reliability.support import (
     Sender,
     phantom_part10,
     sha256_of_stored,
+    split_part10,
     spool_finals,
     spool_partials,
-    split_part10,
     with_new_uids,
 )
 from tests.reliability.test_resources import write_huge

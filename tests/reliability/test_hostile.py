@@ -37,9 +37,9 @@ from tests.reliability.support import (
     Sender,
     issue_pki,
     phantom_part10,
+    split_part10,
     spool_finals,
     spool_partials,
-    split_part10,
     with_new_uids,
 )
 
@@ -50,16 +50,11 @@ CONTEXTS = [(US_MULTIFRAME, EXPLICIT_LE), (US_MULTIFRAME, JPEG_BASELINE), (US_MU
 
 
 # --- association level -------------------------------------------------------------------------
-def _rejection(sender: Sender) -> tuple[int, int, int]:
-    prim = sender.assoc.acceptor.primitive
-    return int(prim.result), int(prim.result_source), int(prim.diagnostic)
-
-
 def test_unknown_calling_ae_rejected(scp: Callable[..., RunningScp], tmp_path: Path) -> None:
     running = scp(allowed_calling_aes="GOODSCU")
     evil = Sender(running.port, CONTEXTS, tmp_path / "s", calling_ae="EVILSCU")
     assert not evil.established and evil.assoc.is_rejected
-    assert _rejection(evil) == (1, 1, 3)  # PS3.8 Table 9-21: calling AE not recognised
+    assert evil.rejection() == (1, 1, 3)  # PS3.8 Table 9-21: calling AE not recognised
     good = Sender(running.port, CONTEXTS, tmp_path / "s", calling_ae="GOODSCU")
     assert good.established  # positive control: the allow-list is not just closed
     good.release()
@@ -70,7 +65,7 @@ def test_wrong_called_ae_rejected(scp: Callable[..., RunningScp], tmp_path: Path
     running = scp()
     sender = Sender(running.port, CONTEXTS, tmp_path / "s", called_ae="NOTSRSERVICE")
     assert not sender.established and sender.assoc.is_rejected
-    assert _rejection(sender) == (1, 1, 7)  # called AE not recognised
+    assert sender.rejection() == (1, 1, 7)  # called AE not recognised
     assert spool_finals(running.spool) == []
 
 
@@ -282,7 +277,7 @@ def test_sop_class_mismatch_and_undeclared_class(scp: Callable[..., RunningScp],
     sender = Sender(running.port, CONTEXTS, tmp_path / "s")
     status = sender.send(inst)
     sender.release()
-    assert status is not None and 0xA900 <= status <= 0xA9FF or status in (0xC210, 0xC212)
+    assert (status is not None and 0xA900 <= status <= 0xA9FF) or status in (0xC210, 0xC212)
     assert spool_finals(running.spool) == []
     _, data = split_part10(inst.part10())
     assert data == inst.data
