@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as d:
         target = Path(d) / "figures.jsonl"
-        env = {**os.environ, "SRSERVICE_RELIABILITY_FIGURES": str(target)}
+        env = {**os.environ, "RELIABILITY_FIGURES_FILE": str(target)}
         cmd = [sys.executable, "-m", "pytest", "tests/reliability", "-q", "-rfEx",
                "-p", "no:cacheprovider", *args.pytest_args]
         code = subprocess.call(cmd, cwd=ROOT, env=env)

@@ -111,7 +111,9 @@ class Settings(BaseSettings):
     acse_timeout: float = Field(30.0, gt=0)
     dimse_timeout: float = Field(60.0, gt=0)
     network_timeout: float = Field(60.0, gt=0)
-    max_pdu: int = Field(0, ge=0, description="Maximum PDU length we receive (0 = unlimited).")
+    max_pdu: int = Field(262144, ge=0, le=0xFFFFFFFF, description="Maximum PDU length we "
+                         "receive (bytes, PS3.8 D.1); 0 = unlimited (risky: one PDU is held "
+                         "in memory whole).")
     min_free_disk_mb: int = Field(500, ge=0, description="Below this free space on the spool "
                                   "volume C-STORE answers 0xA700.")
     tls_certificate: Path | None = Field(None, description="PEM server certificate: enables TLS.")

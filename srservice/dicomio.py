@@ -79,14 +79,37 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
+def _parse_all(ds: Dataset) -> None:
+    """Convert every element value now, recursing into sequences (Pixel Data excepted).
+
+    pydicom converts raw values lazily on first access, so a bad VR or a value length that
+    is not a multiple of the VR's size (PS3.5 6.2) would otherwise raise later, anywhere.
+    """
+    for tag in list(ds.keys()):  # keys only: iterating would convert Pixel Data
+        if tag >> 16 != 0x7FE0:
+            elem = ds[tag]
+            if elem.VR == "SQ":
+                for item in elem.value:
+                    _parse_all(item)
+
+
 def _read(source: str | os.PathLike[str] | Dataset) -> tuple[Dataset, Path | None]:
     if isinstance(source, Dataset):
+        try:
+            _parse_all(source)
+            meta = getattr(source, "file_meta", None)
+            if meta is not None:
+                _parse_all(meta)
+        except Exception as exc:  # bad VR / value length in a lazily converted element
+            raise _fail(f"malformed DICOM data set: {_first_line(exc)}") from exc
         return source, None
     path = Path(source)
     if not path.is_file():
         raise _fail(f"not a file: {path.name}")
     try:
         ds = pydicom.dcmread(path, defer_size=1024 * 1024)
+        _parse_all(ds)
+        _parse_all(ds.file_meta)
     except PydicomInvalidDicomError as exc:
         raise _fail(f"not a DICOM file ({_first_line(exc)})") from exc
     except Exception as exc:  # pydicom raises many types on truncated/garbled input
@@ -396,6 +419,19 @@ def load_pullback(
         Not DICOM, truncated, no or inconsistent Pixel Data, absurd sizes, undecodable data,
         or a SOP class other than Ultrasound (Multi-frame) Image Storage.
     """
+    try:
+        return _load(source, default_pixel_spacing_mm, default_frame_spacing_mm)
+    except (InvalidDicomError, MemoryError):
+        raise
+    except Exception as exc:  # a value of an unexpected type deep in a malformed header
+        raise _fail(f"malformed DICOM data set: {_first_line(exc)}") from exc
+
+
+def _load(
+    source: str | os.PathLike[str] | Dataset,
+    default_pixel_spacing_mm: float | None,
+    default_frame_spacing_mm: float | None,
+) -> LoadedPullback:
     ds, path = _read(source)
     notes: list[str] = []
     sop_class = str(ds.get("SOPClassUID", ""))

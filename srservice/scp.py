@@ -15,6 +15,8 @@ Behaviour (details and status table in ``docs/conformance.md``):
   each failure maps to its own status through :func:`srservice.errors.dimse_status_for`.
 - Optional DICOM TLS (PS3.15 B.9); the TLS handshake runs in the connection's thread with the
   ACSE timeout so a silent client cannot block the accept loop.
+- Every PDU is read with a size cap and a deadline (:mod:`srservice.pduguard`): an oversized
+  PDU or a peer dribbling a PDU is aborted before it can hold memory or a slot.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from srservice.errors import (
     dimse_status_for,
     reason_for,
 )
+from srservice.pduguard import PduLimits, guard_ae
 from srservice.store import Spool, StoredInstance
 from srservice.tlsconfig import server_context
 
@@ -411,7 +414,8 @@ def start_scp(settings: Settings, on_stored: OnStored, *,
     Notes
     -----
     Sets pynetdicom's process-wide ``STORE_RECV_CHUNKED_DATASET`` and
-    ``UNRESTRICTED_STORAGE_SERVICE`` options (there is no per-AE switch).
+    ``UNRESTRICTED_STORAGE_SERVICE`` options (there is no per-AE switch) and hooks the DUL's
+    PDU read (:func:`srservice.pduguard.guard_ae`, only for this AE).
     """
     spool = Spool(settings.spool_dir, settings.min_free_disk_mb)
     spool.prepare()
@@ -421,6 +425,9 @@ def start_scp(settings: Settings, on_stored: OnStored, *,
     _install_receive_hook()
     ae = build_ae(settings)
     _SPOOLS[ae] = spool
+    guard_ae(ae, PduLimits(max_pdata=settings.max_pdu or None,
+                           acse_timeout=settings.acse_timeout,
+                           network_timeout=settings.network_timeout, audit=audit))
     listener = Listener(settings, on_stored, spool, audit)
     server = ae.make_server((settings.host, settings.port), ssl_context=ssl_context,
                             evt_handlers=listener.handlers(), server_class=SrServer)

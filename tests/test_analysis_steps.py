@@ -175,3 +175,34 @@ def test_params_as_dict_round_trip() -> None:
     assert d["algorithm_version"]
     assert d["over_270_deg"] == 270.0
     assert all(isinstance(v, int | float | str) for v in d.values())
+
+
+@pytest.mark.parametrize("case", ["one_frame", "zeros", "saturated", "narrow", "off_centre",
+                                  "huge_pixels", "tiny_pixels", "noise"])
+def test_odd_but_valid_arrays_never_crash(case: str) -> None:
+    rng = np.random.default_rng(0)
+    frames = make_frames(Synth(frames=4, size=96))
+    center: tuple[float, float] | None = None
+    ps: float | None = 0.03
+    if case == "one_frame":
+        frames = frames[:1]
+    elif case == "zeros":
+        frames = np.zeros_like(frames)
+    elif case == "saturated":
+        frames = np.full_like(frames, 255)
+    elif case == "narrow":
+        frames = rng.integers(0, 255, size=(3, 33, 300), dtype=np.uint8)
+    elif case == "off_centre":
+        center = (-50.0, 400.0)
+    elif case == "huge_pixels":
+        ps = 5.0
+    elif case == "tiny_pixels":
+        ps = 1e-5
+    else:
+        frames = rng.integers(0, 255, size=(6, 64, 64), dtype=np.uint8)
+    a = analyze_pullback(Pullback(frames=frames, pixel_spacing_mm=ps, frame_spacing_mm=0.1,
+                                  catheter_center=center))
+    assert a.frame_count == frames.shape[0] == len(a.frames)
+    if case in ("zeros", "saturated"):
+        assert not any(f.assessable for f in a.frames)
+        assert a.lesions == ()

@@ -256,6 +256,39 @@ def test_error_messages_are_one_line(case: PhantomCase, tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
 
 
+def _patched(src: Path, old: bytes, new: bytes) -> Path:
+    data = src.read_bytes()
+    assert data.count(old) == 1, old
+    out = src.with_name("patched.dcm")
+    out.write_bytes(data.replace(old, new))
+    return out
+
+
+def test_unknown_vr_in_rows(case: PhantomCase, tmp_path: Path) -> None:
+    """BUG-R1: pydicom converts values lazily; a bad VR must not escape as NotImplementedError."""
+    rows_us = b"\x28\x00\x10\x00US\x02\x00"  # (0028,0010) US, length 2 (PS3.5 7.1.2)
+    p = _patched(_explicit(case, tmp_path), rows_us, rows_us.replace(b"US", b"ZZ"))
+    with pytest.raises(InvalidDicomError, match="ZZ") as info:
+        load_pullback(p)
+    assert "\n" not in str(info.value)
+    with pytest.raises(InvalidDicomError, match="ZZ"):
+        load_pullback(pydicom.dcmread(p))  # the same via a Dataset source
+
+
+def test_ul_with_odd_length_in_sequence(case: PhantomCase, tmp_path: Path) -> None:
+    """BUG-R1: a UL of 3 bytes (not a multiple of 4, PS3.5 6.2) inside an ultrasound region."""
+    src = _explicit(case, tmp_path)
+    data = src.read_bytes()
+    head = b"\x18\x00\x18\x60UL\x04\x00"  # (0018,6018) Region Location Min X0, length 4
+    at = data.index(head)
+    value = data[at + len(head):at + len(head) + 4]
+    p = _patched(src, head + value, b"\x18\x00\x18\x60UL\x03\x00" + value[:3])
+    with pytest.raises(InvalidDicomError, match="UL") as info:
+        load_pullback(p)
+    assert "\n" not in str(info.value)
+    assert load_pullback(src).pullback.frames.shape[0] == case.frames.shape[0]
+
+
 def test_16bit_scaled_by_actual_range(case: PhantomCase) -> None:
     ds = build_dataset(case, bits=16)
     ds.BitsStored, ds.HighBit = 16, 15  # values use only 12 of the 16 bits

@@ -31,43 +31,23 @@ from srservice.analysis.borders import (
     robust_fourier_fit,
     upsample_path,
 )
-from srservice.analysis.geometry import circular_runs
+from srservice.analysis.context import Context, Levels, box_angle, smooth
 from srservice.analysis.params import AnalysisParameters
+from srservice.analysis.wire import (
+    WIRE_TRACK_TOL_MM,
+    circular_dilate,
+    classify_wire,
+    dark_rays,
+    inner_reflectors,
+    inward_depth,
+)
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
-#: Reflectors this far inside the vessel surface are guidewire candidates near the wire track.
-WIRE_TRACK_TOL_MM = 0.05
-
 #: Angle bins per node of the border search (borders are smooth; 2 degrees per node).
 DP_ANGLE_STEP = 2
-
-
-@dataclass(frozen=True)
-class Levels:
-    """Pullback-level grey levels (after gain normalisation)."""
-
-    blood: float
-    plaque: float
-    bright: float
-    dark: float
-
-
-@dataclass(frozen=True)
-class Context:
-    """Per-pullback constants of the polar analysis."""
-
-    r0: int
-    step_mm: float
-    valid_end: npt.NDArray[np.intp]
-    levels: Levels
-    params: AnalysisParameters
-
-    def samples(self, mm: float) -> int:
-        """Return the number of radial samples in ``mm`` (at least 1)."""
-        return max(1, round(mm / self.step_mm))
 
 
 @dataclass(frozen=True)
@@ -83,13 +63,6 @@ class ChunkResult:
     shadow: B
     lumen_smooth: F64
     guide: B
-
-
-def smooth(polar: F32, size_a: int, size_r: int) -> F32:
-    """Box smoothing over angle (circular) and radius within each frame."""
-    out = ndimage.uniform_filter1d(polar, size_a, axis=1, mode="wrap")
-    ndimage.uniform_filter1d(out, size_r, axis=2, mode="nearest", output=out)
-    return np.asarray(out, dtype=np.float32)
 
 
 def estimate_levels(polar: F32, r0: int, step_mm: float, params: AnalysisParameters) -> Levels:
@@ -163,11 +136,20 @@ def lumen_cost(s: F32, ctx: Context, ignore: B, stop: npt.NDArray[np.intp],
 
 
 def pass1_lumen(sd: F32, shadow: B, ctx: Context) -> F64:
-    """Lumen border ignoring every shadow ray (interpolated there by the path)."""
-    n, n_d, n_r = sd.shape
+    """Lumen border ignoring every shadow ray (interpolated there by the path).
+
+    Only used to tell the guidewire from calcium, so it runs on coarser 4-degree nodes.
+    """
+    step = 2 * DP_ANGLE_STEP
+    s4 = decimate_angles(sd, 2)
+    n, n_d, n_r = s4.shape
     full = np.full((n, n_d), n_r, dtype=np.intp)
-    cost = lumen_cost(sd, ctx, _dec_or(shadow), full, _dec_min(ctx.valid_end))
-    return dp_border(cost, ctx.params.lumen_smoothness_mm, ctx, decimated=True, coarsen=2)
+    ign = np.asarray(shadow.reshape(n, n_d, step).any(axis=2), dtype=np.bool_)
+    ve = ctx.valid_end.reshape(n_d, step).min(axis=1)
+    cost = lumen_cost(s4, ctx, ign, full, ve)
+    jump = max(1, round(ctx.params.lumen_smoothness_mm * step / ctx.step_mm))
+    path = dp_circular(cost, jump).astype(np.float64)
+    return upsample_path(path, step, n_d * step)
 
 
 def _dec_or(mask: B) -> B:
@@ -197,110 +179,6 @@ def dp_border(cost: F32, max_jump_mm: float, ctx: Context, decimated: bool = Fal
     return upsample_path(path, step, n_bins)
 
 
-def inner_reflectors(shadow: B, edge: npt.NDArray[np.intp], lumen: F64, ctx: Context,
-                     tol_mm: float | None = None) -> B:
-    """Shadow rays whose reflector lies well inside the vessel surface (candidate wire).
-
-    The vessel surface of a ray is its reflector radius where it casts a shadow and the
-    lumen border elsewhere; a reflector more than ``lumen_edge_tolerance_mm`` closer to the
-    catheter than the circular median of that surface over 121 degrees is inside the lumen.
-    """
-    tol_mm = ctx.params.lumen_edge_tolerance_mm if tol_mm is None else tol_mm
-    tol = tol_mm / ctx.step_mm
-    depth = inward_depth(shadow, edge, lumen)
-    return np.asarray(shadow & (depth > tol))
-
-
-def inward_depth(shadow: B, edge: npt.NDArray[np.intp], lumen: F64) -> F64:
-    """How far (samples) each ray's surface lies inside the circular median surface."""
-    surface = np.where(shadow, edge.astype(np.float64), lumen)
-    coarse = ndimage.median_filter(surface[:, ::3], size=(1, 41), mode="wrap")
-    ref = np.repeat(coarse, 3, axis=1)[:, : surface.shape[1]]
-    return np.asarray(ref - surface, dtype=np.float64)
-
-
-def wire_track(inner: B, depth: F64, max_w: int) -> F64:
-    """Guidewire angle (bin) per frame from candidate runs, NaN where there is none.
-
-    Each frame contributes its deepest candidate run (the wire lies well inside the vessel
-    surface); the guidewire is present along the whole pullback at a slowly changing angle,
-    so the most frequent such angle is the wire. Each frame then keeps its candidate run
-    nearest that angle (within 40 degrees).
-    """
-    n, n_a = inner.shape
-    out = np.full(n, np.nan)
-    centres: list[list[float]] = []
-    hist = np.zeros(n_a)
-    for i in range(n):
-        cs: list[float] = []
-        best, best_d = -1.0, -np.inf
-        for start, length in circular_runs(inner[i]):
-            if length <= max_w:
-                idx = (start + np.arange(length)) % n_a
-                c = (start + (length - 1) / 2.0) % n_a
-                cs.append(c)
-                d = float(depth[i, idx].mean())
-                if d > best_d:
-                    best, best_d = c, d
-        if best >= 0:
-            hist[int(best) % n_a] += 1
-        centres.append(cs)
-    if n == 0 or hist.sum() == 0:
-        return out
-    k = np.ones(21)
-    smooth_h = np.convolve(np.concatenate([hist[-10:], hist, hist[:10]]), k, mode="valid")
-    mode = float(np.argmax(smooth_h))
-    if smooth_h.max() < 0.4 * n:
-        return out
-    for i, cs in enumerate(centres):
-        if not cs:
-            continue
-        dist = [abs((c - mode + n_a / 2) % n_a - n_a / 2) for c in cs]
-        j = int(np.argmin(dist))
-        if dist[j] <= 40:
-            out[i] = cs[j]
-    return out
-
-
-def classify_wire(shadow: B, edge: npt.NDArray[np.intp], lumen: F64, ctx: Context,
-                  track: F64 | None = None) -> B:
-    """Guidewire rays among the shadow rays (not calcium).
-
-    With a known wire angle for a frame (``track``, from :func:`wire_track` along the
-    pullback), every candidate run (:func:`inner_reflectors`, plus shadow rays with a
-    reflector slightly inside the surface) within 25 degrees of it is the wire and other
-    candidates are calcium (a calcified nodule also bulges towards the catheter). Without a
-    track, candidate runs no wider than ``guidewire_max_gap_deg`` are the wire unless their
-    leading edge continues smoothly into the calcium on both sides (a nodule).
-    """
-    depth = inward_depth(shadow, edge, lumen)
-    inner = shadow & (depth > ctx.params.lumen_edge_tolerance_mm / ctx.step_mm)
-    loose = shadow & (depth > WIRE_TRACK_TOL_MM / ctx.step_mm)
-    wire = np.zeros_like(shadow)
-    max_w = int(ctx.params.guidewire_max_gap_deg)
-    n_a = shadow.shape[1]
-    jump = ctx.samples(0.1)
-    bins = np.arange(n_a)
-    for i in range(shadow.shape[0]):
-        t = np.nan if track is None else float(track[i])
-        if not np.isnan(t):
-            near = np.abs((bins - t + n_a / 2) % n_a - n_a / 2) <= 25
-            runs = circular_runs(loose[i] & near)
-            for start, length in runs:
-                wire[i, (start + np.arange(length)) % n_a] = True
-            continue
-        for start, length in circular_runs(inner[i]):
-            if length > max_w:
-                continue
-            idx = (start + np.arange(length)) % n_a
-            left, right = (start - 1) % n_a, (start + length) % n_a
-            smooth_l = shadow[i, left] and abs(edge[i, left] - edge[i, idx[0]]) <= jump
-            smooth_r = shadow[i, right] and abs(edge[i, right] - edge[i, idx[-1]]) <= jump
-            if not (smooth_l and smooth_r):
-                wire[i, idx] = True
-    return wire
-
-
 def guide_catheter(s3: F32, shadow: B, ctx: Context) -> B:
     """Frames with the transducer inside the guide catheter.
 
@@ -316,30 +194,6 @@ def guide_catheter(s3: F32, shadow: B, ctx: Context) -> B:
     med = np.median(pk, axis=1)
     ring = bright & (np.abs(pk - med[:, None]) <= ctx.samples(0.05))
     return np.asarray((ring.mean(axis=1) >= 0.8) & (shadow.mean(axis=1) < 0.5))
-
-
-def circular_dilate(mask: B, k: int) -> B:
-    """Dilate ``(n, A)`` angular masks by ``k`` bins each side, wrapping at 360 degrees."""
-    out = mask.copy()
-    for d in range(1, k + 1):
-        out |= np.roll(mask, d, axis=1) | np.roll(mask, -d, axis=1)
-    return out
-
-
-def dark_rays(s3: F32, ctx: Context) -> B:
-    """Rays dark from the catheter to the edge of the field of view.
-
-    A shadow that starts at the catheter (guidewire whose reflection is not visible, or the
-    part of a guidewire shadow beside its bright spot) hides lumen and wall alike; such rays
-    carry no border information and are never calcium (no leading edge).
-    """
-    n_r = s3.shape[2]
-    start = min(ctx.r0 + ctx.samples(0.1), n_r - 1)
-    rr = np.arange(n_r)[None, None, :]
-    inside = (rr >= start) & (rr < ctx.valid_end[None, :, None])
-    dark = (s3 < ctx.levels.dark) & inside
-    count = np.maximum(inside.sum(axis=2), 1)
-    return np.asarray(dark.sum(axis=2) / count >= 0.9)
 
 
 def wire_candidates(polar: F32, ctx: Context) -> tuple[B, F64]:
@@ -362,10 +216,8 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     """
     p = ctx.params
     n, _, n_r = polar.shape
-    s_edge = np.asarray(ndimage.uniform_filter1d(polar, 3, axis=1, mode="wrap"),
-                        dtype=np.float32)
-    s3 = np.asarray(ndimage.uniform_filter1d(s_edge, 3, axis=2, mode="nearest"),
-                    dtype=np.float32)
+    s_edge = box_angle(polar, 3)
+    s3 = s_edge  # the shadow test averages along the ray itself
     sd = smooth(decimate_angles(averaged, DP_ANGLE_STEP), 3, 5)
     ve_d = _dec_min(ctx.valid_end)
     shadow, edge = find_shadows(s3, ctx, s_edge)

@@ -15,8 +15,10 @@ from scipy import ndimage
 
 from srservice.analysis import detect, geometry, volume
 from srservice.analysis.borders import interpolate_hidden
+from srservice.analysis.context import Context
 from srservice.analysis.polar import PolarGrid
 from srservice.analysis.types import ANGLE_BINS, FrameMeasurement
+from srservice.analysis.wire import circular_dilate
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -72,7 +74,7 @@ def fill_hidden_eem_along_pullback(eem: F64, lum_smooth: F64, hidden: B, assess:
 class FrameBuilder:
     """Collects chunk detections and turns them into :class:`FrameMeasurement` objects."""
 
-    def __init__(self, grid: PolarGrid, ctx: detect.Context, pixel_spacing_mm: float | None,
+    def __init__(self, grid: PolarGrid, ctx: Context, pixel_spacing_mm: float | None,
                  frame_spacing_mm: float | None) -> None:
         self.grid = grid
         self.ctx = ctx
@@ -120,24 +122,27 @@ class FrameBuilder:
             centroids.append(c)
             edge_px = np.where(calc[i], edge[i], lum[i]) * step_px
             cm = geometry.rebin_mask(calc[i], edge_px, center, c)
-            sm = geometry.rebin_mask(sup_rays[i], edge_px, center, c)
-            allowed = geometry.rebin_mask(wire[i], lum_px[i], center, c)
-            allowed = ndimage.binary_dilation(allowed, iterations=3, border_value=0)
-            max_gap = int(p.guidewire_max_gap_deg)
-            cm = geometry.fill_circular_gaps(cm, max_gap, allowed)
-            sm = geometry.fill_circular_gaps(sm, max_gap, allowed) & cm
+            sm = (geometry.rebin_mask(sup_rays[i], edge_px, center, c) if sup_rays[i].any()
+                  else np.zeros(ANGLE_BINS, dtype=np.bool_))
+            if wire[i].any() and cm.any():
+                allowed = geometry.rebin_mask(wire[i], lum_px[i], center, c)
+                allowed = circular_dilate(allowed[None, :], 3)[0]
+                max_gap = int(p.guidewire_max_gap_deg)
+                cm = geometry.fill_circular_gaps(cm, max_gap, allowed)
+                sm = geometry.fill_circular_gaps(sm, max_gap, allowed) & cm
             cmask[i], smask[i] = cm, sm
             depth_rows.append(self._depth(calc[i], edge[i], lum[i], edge_px, c, cm))
         cmask = volume.majority_along_pullback(cmask, assess, half)
         smask = volume.majority_along_pullback(smask, assess, half) & cmask
         min_bins = int(np.ceil(p.calcium_min_arc_deg * ANGLE_BINS / 360.0))
         # Not next to the guidewire: its reflection and shadow edges mimic a bulge.
-        halo = detect.circular_dilate(wire, 12)
+        halo = circular_dilate(wire, 12)
         prot = volume.protrusion_mm(lum, edge, calc & ~halo, halo, step_mm)
         out: list[FrameMeasurement] = []
         nod_raw = np.zeros(n, dtype=np.bool_)
         for i in range(n):
-            cmask[i] = volume.drop_narrow(cmask[i], min_bins)
+            if cmask[i].any():
+                cmask[i] = volume.drop_narrow(cmask[i], min_bins)
             smask[i] &= cmask[i]
             nod_raw[i] = bool(assess[i] and cmask[i].any()
                               and prot[i] >= p.nodule_protrusion_mm)

@@ -14,10 +14,12 @@ import numpy as np
 import numpy.typing as npt
 
 from srservice.analysis import detect, polar, preprocess, volume
+from srservice.analysis.context import Context
 from srservice.analysis.features import find_lesions
 from srservice.analysis.frames import FrameBuilder, blank_or_saturated
 from srservice.analysis.params import AnalysisParameters
 from srservice.analysis.types import ANGLE_BINS, FrameMeasurement, Pullback, PullbackAnalysis
+from srservice.analysis.wire import wire_track
 from srservice.errors import NotAssessableError
 
 #: Frames per processing chunk.
@@ -82,12 +84,16 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
     grid = grid.truncated(n_keep)
     pol_s = np.ascontiguousarray(pol_s[:, :, : grid.n_radii])
     valid_end = np.minimum(valid_end, grid.n_radii)
+    if int(valid_end.max()) < r0 + int(1.0 / p.radial_step_mm):
+        reasons.append("field of view smaller than 1 mm beyond the catheter at this pixel "
+                       "spacing: no frame assessable")
+        return _nothing_assessable(n, ps, pullback.frame_spacing_mm, grid.center, reasons)
     gains = _gains(frames, grid, pol_s, r0, p)
     s_idx = np.linspace(0, n - 1, samples.shape[0]).round().astype(np.intp)
     pol_s *= gains[s_idx, None, None].astype(np.float32)
     preprocess.remove_seam(pol_s, r0, p)
     lv = detect.estimate_levels(pol_s, r0, p.radial_step_mm, p)
-    ctx = detect.Context(r0=r0, step_mm=p.radial_step_mm, valid_end=valid_end, levels=lv,
+    ctx = Context(r0=r0, step_mm=p.radial_step_mm, valid_end=valid_end, levels=lv,
                          params=p)
     track = _wire_track(pol_s, ctx, s_idx, n)
     half_t = volume.half_window(pullback.frame_spacing_mm, p.temporal_half_window,
@@ -118,14 +124,29 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
                             not_assessable=tuple(reasons))
 
 
-def _wire_track(pol_samples: npt.NDArray[np.float32], ctx: detect.Context,
+def _nothing_assessable(n: int, ps: float | None, fs: float | None,
+                        center: tuple[float, float], reasons: list[str]) -> PullbackAnalysis:
+    empty = np.zeros(ANGLE_BINS, dtype=np.bool_)
+    frames = tuple(
+        FrameMeasurement(frame=i + 1, assessable=False, center=center, lumen_contour=None,
+                         eem_contour=None, lumen_area_mm2=None, eem_area_mm2=None,
+                         eem_mean_diameter_mm=None, eem_interpolated_fraction=0.0,
+                         calcium_mask=empty.copy(), superficial_calcium_mask=empty.copy(),
+                         calcium_arc_deg=0.0, superficial_calcium_arc_deg=0.0,
+                         calcified_nodule=False)
+        for i in range(n))
+    return PullbackAnalysis(frame_count=n, pixel_spacing_mm=ps, frame_spacing_mm=fs,
+                            frames=frames, lesions=(), not_assessable=tuple(reasons))
+
+
+def _wire_track(pol_samples: npt.NDArray[np.float32], ctx: Context,
                 sample_idx: npt.NDArray[np.intp], n: int) -> npt.NDArray[np.float64]:
     """Guidewire angle bin for every frame, interpolated from frames sampled along the pullback.
 
     NaN everywhere when no consistent wire is found.
     """
     inner, depth = detect.wire_candidates(pol_samples, ctx)
-    t = detect.wire_track(inner, depth, int(ctx.params.guidewire_max_gap_deg))
+    t = wire_track(inner, depth, int(ctx.params.guidewire_max_gap_deg))
     ok = ~np.isnan(t)
     if ok.sum() < max(2, int(0.4 * t.size)):
         return np.full(n, np.nan)
@@ -168,6 +189,16 @@ def _temporal_mean(pol: npt.NDArray[np.float32], ok: npt.NDArray[np.bool_], half
     if half <= 0 or pol.shape[0] < 2:
         return pol
     n = pol.shape[0]
+    if ok.all():
+        out = pol.copy()
+        cnt = np.ones(n, dtype=np.float32)
+        for d in range(1, half + 1):
+            out[d:] += pol[:-d]
+            out[:-d] += pol[d:]
+            cnt[d:] += 1.0
+            cnt[:-d] += 1.0
+        out *= (1.0 / cnt)[:, None, None]
+        return out
     w = ok.astype(np.float32)
     acc = pol * w[:, None, None]
     cnt = w.copy()

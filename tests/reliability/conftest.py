@@ -67,6 +67,24 @@ def listener_processes() -> Iterator[list[ListenerProcess]]:
         proc.kill()
 
 
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A redis-server of our own on a free port (no persistence), killed afterwards.
+
+    A private server instead of a db index of the machine's Redis: other test runs on the
+    same machine pick random db indexes and flush them, and their workers would consume our
+    tasks if they picked the same index.
+    """
+    from tests.test_e2e_faults import PrivateRedis
+
+    (tmp_path / "redis").mkdir(exist_ok=True)
+    server = PrivateRedis(tmp_path / "redis").start()
+    try:
+        yield server.url
+    finally:
+        server.kill()
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Print the reliability figures recorded during the run."""
     recorded = figures.recorded()

@@ -2,7 +2,7 @@
 
 Tests call :func:`record`; the suite's ``conftest.py`` prints the table at the end of the run
 and ``benchmarks/reliability_report.py`` reads the JSON lines written to
-``$SRSERVICE_RELIABILITY_FIGURES`` (when set) to print it again for docs/reliability.md.
+``$RELIABILITY_FIGURES_FILE`` (when set) to print it again for docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ _LOCK = threading.Lock()
 
 
 def record(area: str, name: str, value: float | int | str, unit: str = "") -> None:
-    """Remember one figure (and append it to ``$SRSERVICE_RELIABILITY_FIGURES``)."""
+    """Remember one figure (and append it to ``$RELIABILITY_FIGURES_FILE``)."""
     if isinstance(value, float):
         value = round(value, 3)
     fig = Figure(area, name, value, unit)
     with _LOCK:
         _FIGURES.append(fig)
-        target = os.environ.get("SRSERVICE_RELIABILITY_FIGURES")
+        target = os.environ.get("RELIABILITY_FIGURES_FILE")
         if target:
             with open(target, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(asdict(fig)) + "\n")

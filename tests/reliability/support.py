@@ -38,8 +38,12 @@ IMPLICIT_LE = "1.2.840.10008.1.2"
 RLE = "1.2.840.10008.1.2.5"
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 
-LONG_RUN = os.environ.get("SRSERVICE_LONG_RUN", "").lower() in {"1", "true", "yes"}
-"""Bigger parameters (2 GB instance, 10,000 fuzz cases, 50 associations): docs/reliability.md."""
+LONG_RUN = os.environ.pop("SRSERVICE_LONG_RUN", "").lower() in {"1", "true", "yes"}
+"""Bigger parameters (2 GiB instance, 10,000 fuzz cases, 50 associations): docs/reliability.md.
+
+The variable is removed from this process's environment once read: it is not a service setting
+and :func:`srservice.config.load_settings` refuses unknown ``SRSERVICE_*`` variables.
+"""
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.05) -> bool:

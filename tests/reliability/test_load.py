@@ -1,6 +1,6 @@
 """Load (issue 5 item 1): N >= 20 concurrent associations sending M instances each (multi-frame
 IVUS phantom pullbacks mixed with small Secondary Capture objects) to ``srservice serve`` while
-separate Celery workers (Redis broker on a flushed db index != 0) analyse and deliver to a real
+separate Celery workers (a private redis-server as the broker) analyse and deliver to a real
 Orthanc. Every Success-acknowledged instance must be on disk byte for byte; every IVUS instance
 must end with exactly one delivered report (one job, one SR in the PACS).
 
@@ -26,7 +26,7 @@ from tests.reliability.service import (
     wait_terminal,
 )
 from tests.reliability.support import LONG_RUN
-from tests.test_e2e import Service, make_service, redis_db
+from tests.test_e2e import Service, make_service
 
 __all__ = ["make_service"]
 
@@ -35,11 +35,6 @@ PER_ASSOCIATION = 6 if LONG_RUN else 3
 IVUS_PER_ASSOCIATION = 2 if LONG_RUN else 1
 
 pytestmark = pytest.mark.timeout(3600 if LONG_RUN else 420)
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    yield from redis_db()
 
 
 @pytest.fixture
