@@ -343,7 +343,8 @@ def _pixel_spacing(
         if default is not None:
             notes.append(f"pixel spacing unknown in the header; site default {default} mm used")
             return default, center
-        notes.append("pixel spacing unknown: no ultrasound regions, Pixel Spacing or default")
+        notes.append("pixel spacing unknown (no ultrasound regions, Pixel Spacing or site "
+                     "default): areas, diameters and depths not assessable")
     return spacing, center
 
 

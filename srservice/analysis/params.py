@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-#: Version of the algorithm; goes into reports and derived UIDs.
-ALGORITHM_VERSION = "0.1.0"
+from srservice import ALGORITHM_VERSION as ALGORITHM_VERSION  # one source: srservice/__init__
 
 
 @dataclass(frozen=True)

@@ -66,9 +66,12 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
     n = frames.shape[0]
     reasons: list[str] = list(pullback.notes)
     ps = pullback.pixel_spacing_mm
-    if ps is None:
+    # The loader already says why a spacing is missing; add the consequence only once.
+    if ps is None and not any(r.startswith("pixel spacing unknown") for r in reasons):
         reasons.append("pixel spacing unknown: areas, diameters and depths not assessable")
-    if pullback.frame_spacing_mm is None:
+    if pullback.frame_spacing_mm is None and not any(
+        r.startswith("frame spacing unknown") for r in reasons
+    ):
         reasons.append("frame spacing unknown: lesion lengths not assessable")
     ps_proc = ps if ps is not None and ps > 0 else p.fallback_pixel_spacing_mm
     step_px = p.radial_step_mm / ps_proc
