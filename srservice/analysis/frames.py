@@ -112,49 +112,46 @@ class FrameBuilder:
         sup_rays = calc & (frac < 0.5)
         center = self.grid.center
         lum_px = lum * step_px
-        centroids: list[tuple[float, float]] = []
-        cmask = np.zeros((n, ANGLE_BINS), dtype=np.bool_)
-        smask = np.zeros_like(cmask)
-        depth_rows: list[F64] = []
-        for i in range(n):
-            contour = geometry.contour_from_radii(lum_px[i], center)
-            c = geometry.polygon_centroid(contour)
-            centroids.append(c)
-            edge_px = np.where(calc[i], edge[i], lum[i]) * step_px
-            cm = geometry.rebin_mask(calc[i], edge_px, center, c)
-            sm = (geometry.rebin_mask(sup_rays[i], edge_px, center, c) if sup_rays[i].any()
-                  else np.zeros(ANGLE_BINS, dtype=np.bool_))
-            if wire[i].any() and cm.any():
-                allowed = geometry.rebin_mask(wire[i], lum_px[i], center, c)
-                allowed = circular_dilate(allowed[None, :], 3)[0]
-                max_gap = int(p.guidewire_max_gap_deg)
-                cm = geometry.fill_circular_gaps(cm, max_gap, allowed)
-                sm = geometry.fill_circular_gaps(sm, max_gap, allowed) & cm
-            cmask[i], smask[i] = cm, sm
-            depth_rows.append(self._depth(calc[i], edge[i], lum[i], edge_px, c, cm))
+        lum_contours = geometry.contours_from_radii(lum_px, center)
+        cents = geometry.polygon_centroids(lum_contours)
+        edge_px = np.where(calc, edge, lum) * step_px
+        cmask = geometry.rebin_masks(calc, edge_px, center, cents)
+        smask = geometry.rebin_masks(sup_rays, edge_px, center, cents)
+        # Guidewire gaps between calcium count as calcium (calcium-scores.md).
+        gw = np.flatnonzero(wire.any(axis=1) & cmask.any(axis=1))
+        if gw.size:
+            allowed = geometry.rebin_masks(wire[gw], lum_px[gw], center, cents[gw])
+            allowed = circular_dilate(allowed, 3)
+            max_gap = int(p.guidewire_max_gap_deg)
+            cm = geometry.fill_circular_gaps_rows(cmask[gw], max_gap, allowed)
+            smask[gw] = geometry.fill_circular_gaps_rows(smask[gw], max_gap, allowed) & cm
+            cmask[gw] = cm
+        depth_rows = [self._depth(calc[i], edge[i], lum[i], edge_px[i], cents[i], cmask[i])
+                      for i in range(n)]
         cmask = volume.majority_along_pullback(cmask, assess, half)
         smask = volume.majority_along_pullback(smask, assess, half) & cmask
         min_bins = int(np.ceil(p.calcium_min_arc_deg * ANGLE_BINS / 360.0))
         # Not next to the guidewire: its reflection and shadow edges mimic a bulge.
         halo = circular_dilate(wire, 12)
         prot = volume.protrusion_mm(lum, edge, calc & ~halo, halo, step_mm)
-        out: list[FrameMeasurement] = []
-        nod_raw = np.zeros(n, dtype=np.bool_)
-        for i in range(n):
-            if cmask[i].any():
-                cmask[i] = volume.drop_narrow(cmask[i], min_bins)
-            smask[i] &= cmask[i]
-            nod_raw[i] = bool(assess[i] and cmask[i].any()
-                              and prot[i] >= p.nodule_protrusion_mm)
+        cmask = volume.drop_narrow(cmask, min_bins)
+        smask &= cmask
+        nod_raw = assess & cmask.any(axis=1) & (prot >= p.nodule_protrusion_mm)
         nodule = volume.persistent(nod_raw, p.nodule_min_frames)
-        for i in range(n):
-            out.append(self._measure(i, bool(assess[i]), lum_px[i], eem[i] * step_px,
-                                     hidden[i], centroids[i], cmask[i], smask[i],
-                                     bool(nodule[i]), depth_rows[i]))
-        return out
+        eem_contours = geometry.contours_from_radii(eem * step_px, center)
+        areas: tuple[F64, F64] | None = None
+        if self.ps is not None:
+            s2 = self.ps * self.ps
+            areas = (geometry.polygon_areas(lum_contours) * s2,
+                     geometry.polygon_areas(eem_contours) * s2)
+        return [self._measure(i, bool(assess[i]), lum_contours[i], eem_contours[i],
+                              None if areas is None else (float(areas[0][i]),
+                                                          float(areas[1][i])),
+                              hidden[i], (float(cents[i, 0]), float(cents[i, 1])),
+                              cmask[i], smask[i], bool(nodule[i]), depth_rows[i])
+                for i in range(n)]
 
-    def _depth(self, calc: B, edge: F64, lum: F64, edge_px: F64, c: tuple[float, float],
-               cm: B) -> F64:
+    def _depth(self, calc: B, edge: F64, lum: F64, edge_px: F64, c: F64, cm: B) -> F64:
         """Lumen-to-leading-edge distance (mm) per bin about the lumen centroid."""
         out = np.full(ANGLE_BINS, np.nan)
         idx = np.flatnonzero(calc)
@@ -171,8 +168,8 @@ class FrameBuilder:
         out[cm] = vals[cm]
         return out
 
-    def _measure(self, i: int, ok: bool, lum_px: F64, eem_px: F64, hidden: B,
-                 c: tuple[float, float], cm: B, sm: B, nodule: bool, depth: F64
+    def _measure(self, i: int, ok: bool, lc: F64, ec: F64, areas: tuple[float, float] | None,
+                 hidden: B, c: tuple[float, float], cm: B, sm: B, nodule: bool, depth: F64
                  ) -> FrameMeasurement:
         empty = np.zeros(ANGLE_BINS, dtype=np.bool_)
         if not ok:
@@ -183,14 +180,9 @@ class FrameBuilder:
                 calcium_mask=empty, superficial_calcium_mask=empty.copy(),
                 calcium_arc_deg=0.0, superficial_calcium_arc_deg=0.0, calcified_nodule=False,
                 calcium_depth_mm=None)
-        center = self.grid.center
-        lc = geometry.contour_from_radii(lum_px, center)
-        ec = geometry.contour_from_radii(eem_px, center)
         la = ea = dm = None
-        if self.ps is not None:
-            s2 = self.ps * self.ps
-            la = geometry.polygon_area(lc) * s2
-            ea = geometry.polygon_area(ec) * s2
+        if self.ps is not None and areas is not None:
+            la, ea = areas
             dmin, dmax = geometry.min_max_diameter(ec)
             dm = 0.5 * (dmin + dmax) * self.ps
         return FrameMeasurement(

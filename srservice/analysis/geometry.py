@@ -8,6 +8,7 @@ angles are degrees ``theta = atan2(y - cy, x - cx)`` in ``[0, 360)``, angular ma
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from srservice.analysis.types import ANGLE_BINS, BoolArray, FloatArray
 
@@ -19,34 +20,59 @@ def bin_angles_deg() -> FloatArray:
     return (np.arange(ANGLE_BINS, dtype=np.float64) + 0.5) * BIN_DEG
 
 
+def polygon_areas(xy: FloatArray) -> FloatArray:
+    """Areas (pixels squared) of closed simple polygons ``(n, K, 2)`` (shoelace formula)."""
+    x = xy[..., 0]
+    y = xy[..., 1]
+    xn = np.roll(x, -1, axis=-1)
+    yn = np.roll(y, -1, axis=-1)
+    return np.asarray(0.5 * np.abs((x * yn).sum(axis=-1) - (y * xn).sum(axis=-1)),
+                      dtype=np.float64)
+
+
 def polygon_area(xy: FloatArray) -> float:
     """Area (pixels squared) of a closed simple polygon (shoelace formula)."""
-    x = xy[:, 0]
-    y = xy[:, 1]
-    return float(0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    return float(polygon_areas(xy[None])[0])
+
+
+def polygon_centroids(xy: FloatArray) -> FloatArray:
+    """Area centroids ``(n, 2)`` of closed simple polygons ``(n, K, 2)``.
+
+    Degenerate polygons (area ~ 0) get their vertex mean.
+    """
+    x = xy[..., 0]
+    y = xy[..., 1]
+    xn = np.roll(x, -1, axis=-1)
+    yn = np.roll(y, -1, axis=-1)
+    cross = x * yn - xn * y
+    a = cross.sum(axis=-1) / 2.0
+    degenerate = np.abs(a) < 1e-9
+    safe = np.where(degenerate, 1.0, a)
+    cx = ((x + xn) * cross).sum(axis=-1) / (6.0 * safe)
+    cy = ((y + yn) * cross).sum(axis=-1) / (6.0 * safe)
+    cx = np.where(degenerate, x.mean(axis=-1), cx)
+    cy = np.where(degenerate, y.mean(axis=-1), cy)
+    return np.stack([cx, cy], axis=-1)
 
 
 def polygon_centroid(xy: FloatArray) -> tuple[float, float]:
     """Area centroid ``(x, y)`` of a closed simple polygon; vertex mean if degenerate."""
-    x = xy[:, 0]
-    y = xy[:, 1]
-    xn = np.roll(x, -1)
-    yn = np.roll(y, -1)
-    cross = x * yn - xn * y
-    a = cross.sum() / 2.0
-    if abs(a) < 1e-9:
-        return float(x.mean()), float(y.mean())
-    cx = ((x + xn) * cross).sum() / (6.0 * a)
-    cy = ((y + yn) * cross).sum() / (6.0 * a)
-    return float(cx), float(cy)
+    c = polygon_centroids(xy[None])[0]
+    return float(c[0]), float(c[1])
+
+
+_THETA = np.deg2rad(bin_angles_deg())
+_COS, _SIN = np.cos(_THETA), np.sin(_THETA)
+
+
+def contours_from_radii(radii_px: FloatArray, center: tuple[float, float]) -> FloatArray:
+    """Closed polygons ``(..., ANGLE_BINS, 2)``, one radius per bin about ``center``."""
+    return np.stack([center[0] + radii_px * _COS, center[1] + radii_px * _SIN], axis=-1)
 
 
 def contour_from_radii(radii_px: FloatArray, center: tuple[float, float]) -> FloatArray:
     """Return the closed polygon ``(ANGLE_BINS, 2)`` with one radius per bin about ``center``."""
-    theta = np.deg2rad(bin_angles_deg())
-    return np.stack(
-        [center[0] + radii_px * np.cos(theta), center[1] + radii_px * np.sin(theta)], axis=1
-    )
+    return contours_from_radii(np.asarray(radii_px, dtype=np.float64), center)
 
 
 def radius_function(xy: FloatArray, center: tuple[float, float],
@@ -79,35 +105,64 @@ def mask_arc_deg(mask: BoolArray) -> float:
     return float(np.count_nonzero(mask)) * BIN_DEG
 
 
-def rebin_mask(mask: BoolArray, radii_px: FloatArray, from_center: tuple[float, float],
-               to_center: tuple[float, float]) -> BoolArray:
-    """Re-express an angular mask measured about one centre as bins about another centre.
+_EDGE_RAD = np.deg2rad(np.arange(ANGLE_BINS + 1) * BIN_DEG)
+_EDGE_COS, _EDGE_SIN = np.cos(_EDGE_RAD), np.sin(_EDGE_RAD)
 
-    Each set bin ``i`` of ``mask`` (about ``from_center``) is the wedge ``[i, i+1)`` bins
-    with its structure (e.g. the calcium leading edge) at ``radii_px[i]``; the two wedge edge
-    points are seen from ``to_center`` and every bin between their angles (short way) is set.
+
+def rebin_masks(masks: BoolArray, radii_px: FloatArray, from_center: tuple[float, float],
+                to_centers: FloatArray) -> BoolArray:
+    """Re-express angular masks ``(n, ANGLE_BINS)`` about one centre as bins about others.
+
+    Each set bin ``i`` of row ``f`` (about ``from_center``) is the wedge ``[i, i+1)`` bins
+    with its structure (e.g. the calcium leading edge) at ``radii_px[f, i]``; the two wedge
+    edge points are seen from ``to_centers[f]`` (``(n, 2)``, ``(x, y)``) and every bin
+    between their angles (short way) is set.
     """
-    out = np.zeros(ANGLE_BINS, dtype=np.bool_)
-    idx = np.flatnonzero(mask)
+    n = masks.shape[0]
+    f, idx = np.nonzero(masks)
     if idx.size == 0:
-        return out
-    edges = np.deg2rad(np.stack([idx * BIN_DEG, (idx + 1) * BIN_DEG], axis=1))
-    r = radii_px[idx][:, None]
-    px = from_center[0] + r * np.cos(edges) - to_center[0]
-    py = from_center[1] + r * np.sin(edges) - to_center[1]
+        return np.zeros((n, ANGLE_BINS), dtype=np.bool_)
+    e = np.stack([idx, idx + 1], axis=1)
+    r = radii_px[f, idx][:, None]
+    px = from_center[0] + r * _EDGE_COS[e] - to_centers[f, 0][:, None]
+    py = from_center[1] + r * _EDGE_SIN[e] - to_centers[f, 1][:, None]
     a = np.mod(np.degrees(np.arctan2(py, px)), 360.0) / BIN_DEG
     a0 = a[:, 0]
     span = np.mod(a[:, 1] - a0, ANGLE_BINS)
     span = np.where(span > ANGLE_BINS / 2, 0.0, span)  # wedge seen from behind: degenerate
-    start = np.floor(a0 + 1e-9).astype(np.int64)
-    stop = np.ceil(a0 + span - 1e-9).astype(np.int64)
+    start = np.floor(a0 + 1e-9).astype(np.intp)
+    stop = np.ceil(a0 + span - 1e-9).astype(np.intp)
     stop = np.maximum(stop, start + 1)
-    diff = np.zeros(2 * ANGLE_BINS + 2, dtype=np.int64)
-    np.add.at(diff, start, 1)
-    np.add.at(diff, np.minimum(stop, 2 * ANGLE_BINS + 1), -1)
-    cover = np.cumsum(diff)[: 2 * ANGLE_BINS] > 0
-    out = cover[:ANGLE_BINS] | cover[ANGLE_BINS:]
-    return np.asarray(out, dtype=np.bool_)
+    width = 2 * ANGLE_BINS + 2
+    diff = (np.bincount(f * width + start, minlength=n * width)
+            - np.bincount(f * width + np.minimum(stop, width - 1), minlength=n * width))
+    cover = np.cumsum(diff.reshape(n, width), axis=1)[:, : 2 * ANGLE_BINS] > 0
+    return np.asarray(cover[:, :ANGLE_BINS] | cover[:, ANGLE_BINS:], dtype=np.bool_)
+
+
+def rebin_mask(mask: BoolArray, radii_px: FloatArray, from_center: tuple[float, float],
+               to_center: tuple[float, float]) -> BoolArray:
+    """Re-express one angular mask about ``from_center`` as bins about ``to_center``.
+
+    See :func:`rebin_masks`.
+    """
+    return rebin_masks(mask[None], np.asarray(radii_px, dtype=np.float64)[None], from_center,
+                       np.asarray([to_center], dtype=np.float64))[0]
+
+
+def circular_neighbours(known: BoolArray) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Nearest known bin at or before and at or after every bin of each row, circularly.
+
+    Rows are ``(n, A)``. Positions are in the row tripled (the bin itself is at ``A + bin``),
+    so ``prev <= A + bin <= next`` and ``position % A`` is the bin; rows with no known bin
+    give ``-1`` and ``3A``.
+    """
+    n_a = known.shape[1]
+    pos = np.arange(3 * n_a)
+    k3 = np.tile(known, (1, 3))
+    prev = np.maximum.accumulate(np.where(k3, pos, -1), axis=1)[:, n_a : 2 * n_a]
+    nxt = np.minimum.accumulate(np.where(k3, pos, 3 * n_a)[:, ::-1], axis=1)[:, ::-1]
+    return prev, np.ascontiguousarray(nxt[:, n_a : 2 * n_a])
 
 
 def circular_runs(mask: BoolArray) -> list[tuple[int, int]]:
@@ -125,21 +180,37 @@ def circular_runs(mask: BoolArray) -> list[tuple[int, int]]:
     return [(int((s + shift) % n), int(e - s)) for s, e in zip(starts, ends, strict=True)]
 
 
+def fill_circular_gaps_rows(masks: BoolArray, max_gap: int,
+                            allowed: BoolArray | None = None) -> BoolArray:
+    """Fill gaps (runs of False) of at most ``max_gap`` bins between True bins, per row.
+
+    ``masks`` and ``allowed`` are ``(n, A)``. When ``allowed`` is given, only gaps lying
+    entirely inside ``allowed`` are filled (used to bridge guidewire shadows only,
+    calcium-scores.md). Rows all True or all False are unchanged.
+    """
+    out = masks.copy()
+    rows = np.flatnonzero(masks.any(axis=1) & ~masks.all(axis=1))
+    if rows.size == 0:
+        return out
+    m = masks[rows]
+    prev, nxt = circular_neighbours(m)
+    gap = ~m & (nxt - prev - 1 <= max_gap)
+    if allowed is not None:
+        # Not-allowed bins between the two True bins: prefix sums over the tripled row.
+        bad = np.tile(~allowed[rows], (1, 3))
+        cb = np.zeros((rows.size, bad.shape[1] + 1), dtype=np.intp)
+        np.cumsum(bad, axis=1, out=cb[:, 1:])
+        r = np.arange(rows.size)[:, None]
+        gap &= (cb[r, nxt] - cb[r, prev + 1]) == 0
+    out[rows] |= gap
+    return out
+
+
 def fill_circular_gaps(mask: BoolArray, max_gap: int, allowed: BoolArray | None = None
                        ) -> BoolArray:
-    """Fill gaps (runs of False) of at most ``max_gap`` bins between True bins.
+    """Fill gaps of at most ``max_gap`` bins between True bins of one mask.
 
-    When ``allowed`` is given, only gaps lying entirely inside ``allowed`` are filled (used
-    to bridge guidewire shadows only, calcium-scores.md).
+    See :func:`fill_circular_gaps_rows`.
     """
-    out = mask.copy()
-    if not mask.any() or mask.all():
-        return out
-    n = mask.size
-    for start, length in circular_runs(~mask):
-        if length > max_gap:
-            continue
-        idx = (start + np.arange(length)) % n
-        if allowed is None or bool(allowed[idx].all()):
-            out[idx] = True
-    return out
+    return fill_circular_gaps_rows(mask[None], max_gap,
+                                   None if allowed is None else allowed[None])[0]

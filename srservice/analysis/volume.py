@@ -12,7 +12,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from srservice.analysis.borders import robust_fourier_fit
-from srservice.analysis.geometry import circular_runs
+from srservice.analysis.geometry import circular_neighbours
 
 B = npt.NDArray[np.bool_]
 F64 = npt.NDArray[np.float64]
@@ -48,14 +48,12 @@ def majority_along_pullback(masks: B, assessable: B, half: int) -> B:
     return np.asarray(out & assessable[:, None])
 
 
-def drop_narrow(mask: B, min_bins: int) -> B:
-    """Remove circular runs narrower than ``min_bins`` from a 1-D mask."""
-    out = mask.copy()
-    n = mask.size
-    for start, length in circular_runs(mask):
-        if length < min_bins:
-            out[(start + np.arange(length)) % n] = False
-    return out
+def drop_narrow(masks: B, min_bins: int) -> B:
+    """Remove circular runs narrower than ``min_bins`` from angular masks (1-D or ``(n, A)``)."""
+    m = np.atleast_2d(masks)
+    prev, nxt = circular_neighbours(~m)  # nearest False bins around each True bin
+    out = m & (nxt - prev - 1 >= min_bins)
+    return out.reshape(masks.shape)
 
 
 def protrusion_mm(lumen_samples: F64, edge_samples: F64, calcium: B, ignore: B,

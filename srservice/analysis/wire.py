@@ -129,11 +129,19 @@ def classify_wire(shadow: B, edge: npt.NDArray[np.intp], lumen: F64, ctx: Contex
 
 
 def circular_dilate(mask: B, k: int) -> B:
-    """Dilate ``(n, A)`` angular masks by ``k`` bins each side, wrapping at 360 degrees."""
-    out = mask.copy()
-    for d in range(1, k + 1):
-        out |= np.roll(mask, d, axis=1) | np.roll(mask, -d, axis=1)
-    return out
+    """Dilate ``(n, A)`` angular masks by ``k`` bins each side, wrapping at 360 degrees.
+
+    A bin is set when any bin of its ``2k + 1`` window is set: a window count from one
+    cumulative sum over the circularly padded rows.
+    """
+    n_a = mask.shape[1]
+    if k <= 0:
+        return mask.copy()
+    if 2 * k + 1 >= n_a:
+        return np.repeat(mask.any(axis=1, keepdims=True), n_a, axis=1)
+    pad = np.concatenate([mask[:, -k - 1 :], mask, mask[:, :k]], axis=1)
+    cs = np.cumsum(pad, axis=1, dtype=np.int32)
+    return np.asarray(cs[:, 2 * k + 1 :] > cs[:, : n_a], dtype=np.bool_)
 
 
 def dark_rays(s3: F32, ctx: Context) -> B:

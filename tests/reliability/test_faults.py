@@ -8,7 +8,10 @@
 - the PACS answering 0xA700 to the first C-STOREs (a small pynetdicom SCP);
 - the database unavailable (a PostgreSQL role switched to NOLOGIN and its sessions
   terminated) -> C-STORE 0xA700, the resend succeeds, workers retry;
-- an object accepted by the listener but unusable for analysis -> job 'failed' with a reason.
+- an object accepted by the listener but unusable for analysis -> job 'failed' with a reason;
+- hostile and fuzzed objects through ``srservice serve`` -> a failure status or a job with a reason;
+- a pullback whose JPEG data makes a native decoder abort the worker -> the job ends 'dead'
+  with a reason after its attempts, and the service keeps serving.
 """
 
 from __future__ import annotations
@@ -395,3 +398,33 @@ def test_hostile_and_fuzzed_objects_through_the_service(tmp_path: Path,
                    len(objects) - len(accepted))
     figures.record("hostile", "through the service: jobs delivered / failed with reason",
                    f"{outcomes.get('delivered', 0)} / {outcomes.get('failed', 0)}")
+
+
+def test_decoder_that_aborts_the_process_ends_the_job(tmp_path: Path,
+                                                      make_service: Callable[..., Service]
+                                                      ) -> None:
+    """A JPEG stream that makes a native decoder abort (SIGABRT) must not loop forever.
+
+    Fuzz case 2661 of seed 20261123 (JPEG Baseline with flipped bytes) makes python-gdcm throw
+    an uncaught C++ exception: the worker process dies. The job must still end, once, as
+    'failed' or 'dead' with a reason, and the service must keep serving.
+    """
+    from tests.reliability.fuzz import make_case
+    from tests.reliability.test_fuzz import SEED, _contexts
+
+    service = make_service(job_stuck_seconds="6", log_level="WARNING").start()
+    inst = make_case(SEED, 2661).instance
+    sender = Sender(service.port, _contexts(), tmp_path / "s")
+    assert sender.send(inst) == 0x0000
+    sender.release()
+    job = service.wait_job(inst.sop_instance_uid, ("delivered", "failed", "dead"), timeout=240)
+    figures.record("fault: native decoder abort", "job state / attempts / reason",
+                   f"{job.state} / {job.attempts} / {(job.reason or '')[:70]}")
+    assert job.state in ("failed", "dead") and job.reason, job.as_dict()
+    assert len(service.jobs(inst.sop_instance_uid)) == 1
+    good = ivus_instance(seed=3)
+    sender = Sender(service.port, _contexts(), tmp_path / "g")
+    assert sender.send(good) == 0x0000
+    sender.release()
+    assert service.wait_job(good.sop_instance_uid, ("delivered", "failed", "dead"),
+                            timeout=180).state == "delivered"

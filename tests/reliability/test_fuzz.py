@@ -190,3 +190,25 @@ def test_fuzz_analysis_entry_point(tmp_path: Path, cases: list[FuzzCase]) -> Non
     figures.record("fuzz/analysis", "crashes / hangs", f"{len(crashes)} / {len(hangs)}")
     figures.record("fuzz/analysis", "slowest case", max(r[1] for r in results.values()), "s")
     figures.record("fuzz/analysis", "rate", len(results) / elapsed, "cases/s")
+
+
+#: Cases of the long corpus (SEED) whose JPEG stream made the analysis process die with
+#: SIGABRT (python-gdcm throws an uncaught C++ exception): BUG-R5 in /work/coord/BUGS.md.
+NATIVE_ABORT_CASES = (2661, 3000, 4075, 4195, 4307, 4411)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG-R5: python-gdcm aborts the process on some corrupt "
+                   "JPEG Baseline streams; dicomio lets pydicom try gdcm")
+def test_corrupt_jpeg_does_not_abort_the_process(tmp_path: Path) -> None:
+    from tests.reliability.fuzz import make_case
+
+    names = []
+    for n in NATIVE_ABORT_CASES:
+        name = f"case{n:05d}.dcm"
+        make_case(SEED, n).instance.write(tmp_path / name)
+        names.append(name)
+    results, died = run_analysis(tmp_path, names, CASE_DEADLINE_S)
+    figures.record("fuzz/analysis", "known corrupt-JPEG cases: process died",
+                   f"{len(died)} of {len(names)}")
+    assert died == [], died
+    assert all(r[0] == "error" and r[2] for r in results.values()), results
