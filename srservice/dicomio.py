@@ -31,6 +31,7 @@ import numpy.typing as npt
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
+from pydicom.pixels import get_decoder
 from pydicom.pixels.utils import iter_pixels
 from pydicom.uid import UID
 
@@ -230,6 +231,27 @@ def _native_frames(
     return gen()
 
 
+#: Decoder plugins in order of preference. python-gdcm is last: on some corrupt JPEG Baseline
+#: streams it raises an uncaught C++ exception that aborts the whole process (reliability
+#: BUG-R5), where pylibjpeg and Pillow raise ordinary Python errors.
+_PLUGIN_PREFERENCE = ("pylibjpeg", "pydicom", "pillow", "pyjpegls", "gdcm")
+
+
+def _decoder_choice(ds: Dataset) -> dict[str, str]:
+    """Return ``iter_pixels`` keyword arguments naming the safest available decoder plugin."""
+    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if ts is None or not UID(str(ts)).is_compressed:
+        return {}
+    try:
+        available = get_decoder(UID(str(ts))).available_plugins
+    except (NotImplementedError, ValueError):
+        return {}
+    for name in _PLUGIN_PREFERENCE:
+        if name in available:
+            return {"decoding_plugin": name}
+    return {}
+
+
 def _decode(
     ds: Dataset, path: Path | None, frames: int, rows: int, cols: int, spp: int, bits: int,
     notes: list[str],
@@ -250,7 +272,7 @@ def _decode(
     try:
         frame_iter = _native_frames(ds, path, frames, rows, cols, spp, bits)
         if frame_iter is None:
-            frame_iter = iter_pixels(src, as_rgb=True)
+            frame_iter = iter_pixels(src, as_rgb=True, **_decoder_choice(ds))
         for i, frame in enumerate(frame_iter):
             if i >= frames:
                 break

@@ -197,8 +197,6 @@ def test_fuzz_analysis_entry_point(tmp_path: Path, cases: list[FuzzCase]) -> Non
 NATIVE_ABORT_CASES = (2661, 3000, 4075, 4195, 4307, 4411)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-R5: python-gdcm aborts the process on some corrupt "
-                   "JPEG Baseline streams; dicomio lets pydicom try gdcm")
 def test_corrupt_jpeg_does_not_abort_the_process(tmp_path: Path) -> None:
     from tests.reliability.fuzz import make_case
 
@@ -211,4 +209,8 @@ def test_corrupt_jpeg_does_not_abort_the_process(tmp_path: Path) -> None:
     figures.record("fuzz/analysis", "known corrupt-JPEG cases: process died",
                    f"{len(died)} of {len(names)}")
     assert died == [], died
-    assert all(r[0] == "error" and r[2] for r in results.values()), results
+    assert set(results) == set(names)
+    # A corrupt JPEG may still decode to an image (JPEG decoders resynchronise); what matters is
+    # that each case ends normally: analysed, or refused with a reason.
+    assert all(r[0] == "ok" or (r[0] == "error" and r[2]) for r in results.values()), results
+    assert any(r[0] == "error" for r in results.values()), results
