@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from srservice.analysis.geometry import circular_neighbours
 
@@ -21,26 +20,28 @@ B = npt.NDArray[np.bool_]
 
 
 def sliding_min(x: F32, size: int) -> F32:
-    """Minimum over windows of odd ``size`` along axis 1 of ``(n, L)``: ``(n, L - size + 1)``.
+    """Minimum over windows of odd ``size`` along axis 0 of ``(L, ...)``: ``(L - size + 1, ...)``.
 
-    Van Herk style doubling: ``ceil(log2(size))`` vectorised minima over the whole batch
-    instead of one filter call per row (the caller pads the edges, e.g. with ``+inf``).
+    Van Herk style doubling: ``ceil(log2(size))`` vectorised minima over whole contiguous
+    blocks instead of one filter call per line (the caller pads the ends, e.g. with ``+inf``).
     """
     m = x
     w = 1
     while 2 * w <= size:
-        m = np.minimum(m[:, :-w], m[:, w:])
+        m = np.minimum(m[:-w], m[w:])
         w *= 2
-    n_out = x.shape[1] - size + 1
-    return np.minimum(m[:, :n_out], m[:, size - w : size - w + n_out])
+    n_out = x.shape[0] - size + 1
+    return np.minimum(m[:n_out], m[size - w : size - w + n_out])
 
 
 def dp_circular(cost: F32, max_jump: int, pad: int | None = None) -> I64:
     """Minimum-cost closed path through ``cost`` ``(n, A, R)``: one radius per angle.
 
     Neighbouring angles differ by at most ``max_jump`` radial samples. Returns ``(n, A)``
-    radial indices. The accumulated cost is padded with ``+inf`` by ``max_jump`` samples on
-    both radial ends, so neither the forward minimum nor the backtracking needs clipping.
+    radial indices. The recursion runs on an angle-major, frame-minor copy (``(A, R, n)``) so
+    every step is a few operations on contiguous blocks, and the accumulated cost is padded
+    with ``+inf`` by ``max_jump`` samples at both radial ends, so neither the forward minimum
+    nor the backtracking needs clipping.
     """
     n, n_a, n_r = cost.shape
     pad = n_a // 8 if pad is None else pad
@@ -48,16 +49,17 @@ def dp_circular(cost: F32, max_jump: int, pad: int | None = None) -> I64:
     m = order.size
     j = max_jump
     size = 2 * j + 1
-    acc = np.full((n, m, n_r + 2 * j), np.inf, dtype=np.float32)
-    acc[:, 0, j : j + n_r] = cost[:, order[0]]
+    c_t = np.ascontiguousarray(np.transpose(cost, (1, 2, 0)), dtype=np.float32)
+    acc = np.full((m, n_r + 2 * j, n), np.inf, dtype=np.float32)
+    acc[0, j : j + n_r] = c_t[order[0]]
     for i in range(1, m):
-        np.add(cost[:, order[i]], sliding_min(acc[:, i - 1], size), out=acc[:, i, j : j + n_r])
+        np.add(c_t[order[i]], sliding_min(acc[i - 1], size), out=acc[i, j : j + n_r])
     path = np.empty((n, m), dtype=np.intp)
-    path[:, -1] = np.argmin(acc[:, -1, j : j + n_r], axis=1)
+    path[:, -1] = np.argmin(acc[-1, j : j + n_r], axis=0)
     offs = np.arange(size)[None, :]  # padded index of path - j .. path + j
-    rows = np.arange(n)[:, None]
+    cols = np.arange(n)[:, None]
     for i in range(m - 2, -1, -1):
-        vals = acc[rows, i, path[:, i + 1][:, None] + offs]
+        vals = acc[i, path[:, i + 1][:, None] + offs, cols]
         path[:, i] = path[:, i + 1] + np.argmin(vals, axis=1) - j
     return path[:, pad : pad + n_a]
 
@@ -66,8 +68,11 @@ def decimate_angles(x: F32, step: int) -> F32:
     """Average groups of ``step`` neighbouring angle bins: ``(n, A, R) -> (n, A/step, R)``."""
     if step == 1:
         return x
-    n, n_a, n_r = x.shape
-    return np.asarray(x.reshape(n, n_a // step, step, n_r).mean(axis=2), dtype=np.float32)
+    out = np.add(x[:, 0::step], x[:, 1::step], dtype=np.float32)
+    for k in range(2, step):
+        out += x[:, k::step]
+    out *= np.float32(1.0 / step)
+    return out
 
 
 def upsample_path(path: npt.NDArray[np.float64], step: int, n_a: int
@@ -92,27 +97,29 @@ def region_cost(q: F32, window: int) -> F32:
     so the border stops at the first tissue) plus a local step term
     ``sum(q[r-window:r]) - sum(q[r:r+window])`` (blood just inside, tissue just outside).
 
-    The prefix sums run radius by radius over all rays at once (radius-first layout), which
-    is several times faster than ``numpy.cumsum`` along the short last axis.
+    The prefix sums run radius by radius over all rays at once (radius-major copy
+    ``(R, A, n)``), several times faster than ``numpy.cumsum`` along the short last axis and
+    with the same sums. The result is an ``(n, A, R)`` view of an angle-major ``(A, R, n)``
+    array, the layout :func:`dp_circular` works in (no copy there).
     """
     n, n_a, n_r = q.shape
-    qt = np.ascontiguousarray(np.moveaxis(q, 2, 0)).reshape(n_r, n * n_a)
+    qt = np.ascontiguousarray(np.transpose(q, (2, 1, 0))).reshape(n_r, n_a * n)
     qp = np.maximum(qt, np.float32(0.0))
     # cs[window + k] = sum(q[:k]) for k in [-window, n_r + window] (clamped at both ends).
-    cs = np.empty((n_r + 2 * window + 1, n * n_a), dtype=np.float32)
+    cs = np.empty((n_r + 2 * window + 1, n_a * n), dtype=np.float32)
     cs[: window + 1] = 0.0
-    pos = np.empty((n_r, n * n_a), dtype=np.float32)  # pos[k] = sum(max(q, 0)[:k])
+    pos = np.empty((n_r, n_a * n), dtype=np.float32)  # pos[k] = sum(max(q, 0)[:k])
     pos[0] = 0.0
     for k in range(n_r):
         np.add(cs[window + k], qt[k], out=cs[window + k + 1])
         if k + 1 < n_r:
             np.add(pos[k], qp[k], out=pos[k + 1])
     cs[window + n_r + 1 :] = cs[window + n_r]
-    out = cs[window : window + n_r] * np.float32(2.0)
-    out -= cs[:n_r]
-    out -= cs[2 * window : 2 * window + n_r]
-    out += pos
-    return np.ascontiguousarray(np.moveaxis(out.reshape(n_r, n, n_a), 0, 2))
+    at = cs[window : window + n_r]
+    out = pos + (at - cs[:n_r])
+    out -= cs[2 * window : 2 * window + n_r] - at
+    arn = np.ascontiguousarray(out.reshape(n_r, n_a, n).transpose(1, 0, 2))
+    return np.asarray(arn.transpose(2, 0, 1), dtype=np.float32)
 
 
 def interpolate_hidden(radii: npt.NDArray[np.float64], hidden: B) -> npt.NDArray[np.float64]:
@@ -154,7 +161,8 @@ def robust_fourier_fit(radii: npt.NDArray[np.float64], weights: B, order: int = 
         pen += [ridge * k**4, ridge * k**4]
     basis = np.stack(cols, axis=1)
     penalty = np.diag(pen) * n_a + np.eye(len(pen)) * 1e-9
-    outer = basis[:, :, None] * basis[:, None, :]
+    n_c = basis.shape[1]
+    outer = (basis[:, :, None] * basis[:, None, :]).reshape(n_a, n_c * n_c)
     w = weights.astype(np.float64)
     med = np.median(radii, axis=1)
     fit = np.repeat(med[:, None], n_a, axis=1)
@@ -162,8 +170,8 @@ def robust_fourier_fit(radii: npt.NDArray[np.float64], weights: B, order: int = 
         ok = w.sum(axis=1) >= 3
         if not ok.any():
             break
-        ata = np.einsum("fa,amk->fmk", w, outer) + penalty
-        aty = np.einsum("fa,am->fm", w * radii, basis)
+        ata = (w @ outer).reshape(-1, n_c, n_c) + penalty
+        aty = (w * radii) @ basis
         coef = np.linalg.solve(ata, aty[:, :, None])[:, :, 0]
         new = coef @ basis.T
         fit = np.where(ok[:, None], new, fit)

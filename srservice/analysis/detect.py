@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from srservice.analysis.borders import (
     decimate_angles,
@@ -80,6 +79,30 @@ def estimate_levels(polar: F32, r0: int, step_mm: float, params: AnalysisParamet
                   dark=params.calcium_shadow_ratio * plaque)
 
 
+def window_counts(mask: B, start: int, length: int) -> npt.NDArray[np.integer]:
+    """Count the True samples in ``mask[..., r + start : r + start + length]`` for each ``r``.
+
+    Samples beyond the end count as False. Exact integer sums of power-of-two windows
+    (binary lifting, a handful of small-integer additions over the whole batch), much
+    faster than a running filter or a cumulative sum along the short last axis.
+    """
+    n_r = mask.shape[-1]
+    dtype = np.uint8 if length < 256 else np.int32
+    total = n_r + start + length
+    cur = np.zeros((*mask.shape[:-1], total), dtype=dtype)
+    cur[..., :n_r] = mask
+    out = np.zeros(mask.shape, dtype=dtype)
+    offset, width = start, 1
+    while True:
+        if length & width:
+            out += cur[..., offset : offset + n_r]
+            offset += width
+        if 2 * width > length:
+            return out
+        cur = cur[..., :-width] + cur[..., width:]  # sums of 2 * width samples
+        width *= 2
+
+
 def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None
                  ) -> tuple[B, npt.NDArray[np.intp]]:
     """Rays with a bright reflector followed by an acoustic shadow; first such reflector.
@@ -97,11 +120,7 @@ def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None
     rr = np.arange(n_r)
     in_fov = rr[None, :] < ctx.valid_end[:, None]
     dark = (s3 < ctx.levels.dark) & in_fov[None]
-    # Window sums along the ray: a running sum (one pass) instead of a cumulative sum.
-    win = ndimage.uniform_filter1d(dark.astype(np.float32), length, axis=2, mode="constant",
-                                   origin=-(length // 2)) * np.float32(length)
-    dark_count = np.zeros_like(win)
-    dark_count[:, :, : n_r - gap] = win[:, :, gap:]
+    dark_count = window_counts(dark, gap, length)
     count = np.clip(ctx.valid_end[:, None] - (rr[None, :] + gap), 0, length)
     enough = count >= max(3, length // 2)
     need = (0.7 * np.maximum(count, 1)).astype(np.float32)
@@ -123,12 +142,17 @@ def lumen_cost(s: F32, ctx: Context, ignore: B, stop: npt.NDArray[np.intp],
     lv = ctx.levels
     t = 0.5 * (lv.blood + lv.plaque)
     half = max(0.5 * (lv.plaque - lv.blood), 4.0)
-    q = np.clip((s - t) / half, -1.0, 1.0).astype(np.float32)
+    q = np.subtract(s, t, dtype=np.float32)
+    q /= np.float32(half)
+    np.clip(q, -1.0, 1.0, out=q)
     q[:, :, : ctx.r0] = 0.0
     n_r = s.shape[2]
-    rr = np.arange(n_r)[None, None, :]
-    q[rr >= stop[:, :, None]] = 1.0
-    q *= rr < valid_end[None, :, None]
+    rr = np.arange(n_r)
+    f_idx, a_idx = np.nonzero(stop < n_r)  # calcium rays: tissue from the leading edge on
+    if f_idx.size:
+        q[f_idx, a_idx] = np.where(rr[None, :] >= stop[f_idx, a_idx][:, None], np.float32(1.0),
+                                   q[f_idx, a_idx])
+    q *= rr[None, None, :] < valid_end[None, :, None]
     q[ignore] = 0.0
     cost = region_cost(q, ctx.samples(0.25))
     cost[:, :, : ctx.r0 + 1] = np.float32(1e6)
@@ -190,7 +214,7 @@ def guide_catheter(s3: F32, shadow: B, ctx: Context) -> B:
     hi = min(s3.shape[2], r0 + ctx.samples(1.3))
     seg = s3[:, :, r0:hi]
     pk = seg.argmax(axis=2)
-    bright = seg.max(axis=2) >= ctx.levels.bright
+    bright = np.take_along_axis(seg, pk[:, :, None], axis=2)[:, :, 0] >= ctx.levels.bright
     med = np.median(pk, axis=1)
     ring = bright & (np.abs(pk - med[:, None]) <= ctx.samples(0.05))
     return np.asarray((ring.mean(axis=1) >= 0.8) & (shadow.mean(axis=1) < 0.5))

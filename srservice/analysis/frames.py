@@ -139,14 +139,16 @@ class FrameBuilder:
         nod_raw = assess & cmask.any(axis=1) & (prot >= p.nodule_protrusion_mm)
         nodule = volume.persistent(nod_raw, p.nodule_min_frames)
         eem_contours = geometry.contours_from_radii(eem * step_px, center)
-        areas: tuple[F64, F64] | None = None
+        sizes = np.full((n, 3), np.nan)  # lumen area, EEM area (mm2), mean EEM diameter (mm)
         if self.ps is not None:
             s2 = self.ps * self.ps
-            areas = (geometry.polygon_areas(lum_contours) * s2,
-                     geometry.polygon_areas(eem_contours) * s2)
-        return [self._measure(i, bool(assess[i]), lum_contours[i], eem_contours[i],
-                              None if areas is None else (float(areas[0][i]),
-                                                          float(areas[1][i])),
+            sizes[:, 0] = geometry.polygon_areas(lum_contours) * s2
+            sizes[:, 1] = geometry.polygon_areas(eem_contours) * s2
+            rows = np.flatnonzero(assess)
+            if rows.size:
+                dmin, dmax = geometry.min_max_diameters(eem_contours[rows])
+                sizes[rows, 2] = 0.5 * (dmin + dmax) * self.ps
+        return [self._measure(i, bool(assess[i]), lum_contours[i], eem_contours[i], sizes[i],
                               hidden[i], (float(cents[i, 0]), float(cents[i, 1])),
                               cmask[i], smask[i], bool(nodule[i]), depth_rows[i])
                 for i in range(n)]
@@ -168,8 +170,8 @@ class FrameBuilder:
         out[cm] = vals[cm]
         return out
 
-    def _measure(self, i: int, ok: bool, lc: F64, ec: F64, areas: tuple[float, float] | None,
-                 hidden: B, c: tuple[float, float], cm: B, sm: B, nodule: bool, depth: F64
+    def _measure(self, i: int, ok: bool, lc: F64, ec: F64, sizes: F64, hidden: B,
+                 c: tuple[float, float], cm: B, sm: B, nodule: bool, depth: F64
                  ) -> FrameMeasurement:
         empty = np.zeros(ANGLE_BINS, dtype=np.bool_)
         if not ok:
@@ -180,11 +182,11 @@ class FrameBuilder:
                 calcium_mask=empty, superficial_calcium_mask=empty.copy(),
                 calcium_arc_deg=0.0, superficial_calcium_arc_deg=0.0, calcified_nodule=False,
                 calcium_depth_mm=None)
-        la = ea = dm = None
-        if self.ps is not None and areas is not None:
-            la, ea = areas
-            dmin, dmax = geometry.min_max_diameter(ec)
-            dm = 0.5 * (dmin + dmax) * self.ps
+        la: float | None = None
+        ea: float | None = None
+        dm: float | None = None
+        if self.ps is not None:
+            la, ea, dm = float(sizes[0]), float(sizes[1]), float(sizes[2])
         return FrameMeasurement(
             frame=i + 1, assessable=True, center=c, lumen_contour=lc, eem_contour=ec,
             lumen_area_mm2=la, eem_area_mm2=ea, eem_mean_diameter_mm=dm,

@@ -16,6 +16,7 @@ gather indices, by their nearest non-overlay pixel.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -66,15 +67,28 @@ class PolarGrid:
                          index=np.ascontiguousarray(idx.ravel()),
                          inside=np.ascontiguousarray(self.inside[:, :n_radii]))
 
+    @cached_property
+    def _gather(self) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """Distinct pixels in memory order, and each sample's column among them.
+
+        Samples outside the image point to one extra column that stays zero.
+        """
+        pixels, inverse = np.unique(self.index, return_inverse=True)
+        inverse = np.where(self.inside.ravel(), inverse.ravel(), pixels.size)
+        return pixels, np.ascontiguousarray(inverse, dtype=np.intp)
+
     def to_polar(self, frames: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        """Resample a batch ``(n, rows, columns)`` to ``(n, ANGLE_BINS, R)`` float32."""
+        """Resample a batch ``(n, rows, columns)`` to ``(n, ANGLE_BINS, R)`` float32.
+
+        Each distinct pixel is read once, in memory order (several times faster than
+        gathering in polar order, which jumps across the image), then spread to the samples.
+        """
         n = frames.shape[0]
-        flat = frames.reshape(n, -1)
-        out = np.take(flat, self.index, axis=1).astype(np.float32)
-        out = out.reshape(n, ANGLE_BINS, self.n_radii)
-        if not self.inside.all():
-            out *= self.inside
-        return out
+        pixels, inverse = self._gather
+        picked = np.zeros((n, pixels.size + 1), dtype=np.uint8)
+        picked[:, : pixels.size] = np.take(frames.reshape(n, -1), pixels, axis=1)
+        out = np.take(picked, inverse, axis=1).astype(np.float32)
+        return out.reshape(n, ANGLE_BINS, self.n_radii)
 
 
 def sample_frames(frames: npt.NDArray[np.uint8], count: int) -> npt.NDArray[np.uint8]:

@@ -108,14 +108,12 @@ def classify_wire(shadow: B, edge: npt.NDArray[np.intp], lumen: F64, ctx: Contex
     n_a = shadow.shape[1]
     jump = ctx.samples(0.1)
     bins = np.arange(n_a)
-    for i in range(shadow.shape[0]):
-        t = np.nan if track is None else float(track[i])
-        if not np.isnan(t):
-            near = np.abs((bins - t + n_a / 2) % n_a - n_a / 2) <= 25
-            runs = circular_runs(loose[i] & near)
-            for start, length in runs:
-                wire[i, (start + np.arange(length)) % n_a] = True
-            continue
+    tracked = np.zeros(shadow.shape[0], dtype=np.bool_) if track is None else ~np.isnan(track)
+    if tracked.any():
+        t = np.asarray(track, dtype=np.float64)[tracked][:, None]
+        near = np.abs((bins[None, :] - t + n_a / 2) % n_a - n_a / 2) <= 25
+        wire[tracked] = loose[tracked] & near
+    for i in np.flatnonzero(~tracked):
         for start, length in circular_runs(inner[i]):
             if length > max_w:
                 continue
