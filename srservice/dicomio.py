@@ -31,7 +31,7 @@ import numpy.typing as npt
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
-from pydicom.pixels import get_decoder
+from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.utils import iter_pixels
 from pydicom.uid import UID
 
@@ -237,19 +237,16 @@ def _native_frames(
 _PLUGIN_PREFERENCE = ("pylibjpeg", "pydicom", "pillow", "pyjpegls", "gdcm")
 
 
-def _decoder_choice(ds: Dataset) -> dict[str, str]:
-    """Return ``iter_pixels`` keyword arguments naming the safest available decoder plugin."""
+def _decoder_choice(ds: Dataset) -> str:
+    """Return the safest available decoder plugin for ``ds`` ("" lets pydicom choose)."""
     ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if ts is None or not UID(str(ts)).is_compressed:
-        return {}
+        return ""
     try:
         available = get_decoder(UID(str(ts))).available_plugins
     except (NotImplementedError, ValueError):
-        return {}
-    for name in _PLUGIN_PREFERENCE:
-        if name in available:
-            return {"decoding_plugin": name}
-    return {}
+        return ""
+    return next((name for name in _PLUGIN_PREFERENCE if name in available), "")
 
 
 def _decode(
@@ -272,7 +269,8 @@ def _decode(
     try:
         frame_iter = _native_frames(ds, path, frames, rows, cols, spp, bits)
         if frame_iter is None:
-            frame_iter = iter_pixels(src, as_rgb=True, **_decoder_choice(ds))
+            frame_iter = iter_pixels(src, as_rgb=True,
+                                     decoding_plugin=_decoder_choice(ds))
         for i, frame in enumerate(frame_iter):
             if i >= frames:
                 break
