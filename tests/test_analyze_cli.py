@@ -11,13 +11,12 @@ from typing import Any
 import pydicom
 import pytest
 
+import srservice.phantom as phantom
+import srservice.phantom.writer as writer
 from srservice import cli, results
 from srservice.analyze_cmd import JSON_NAME, PDF_NAME, SR_NAME
 from tests.conftest import require_tool
 from tests.test_reporting_support import analysis
-
-phantom = pytest.importorskip("srservice.phantom")
-writer = pytest.importorskip("srservice.phantom.writer")
 
 FRAME_TYPES = {"frame": int, "lumen_area_mm2": (float, type(None)),
                "eem_area_mm2": (float, type(None)), "eem_mean_diameter_mm": (float, type(None)),
