@@ -8,9 +8,14 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.orthanc import OrthancServer
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -48,3 +53,15 @@ def free_port() -> int:
 def port() -> int:
     """A free TCP port."""
     return free_port()
+
+
+@pytest.fixture
+def orthanc(tmp_path: Path) -> Iterator[OrthancServer]:
+    """A real Orthanc (Debian package) on free ports, stopped after the test."""
+    from tests.orthanc import OrthancServer
+
+    server = OrthancServer(tmp_path / "orthanc").start()
+    try:
+        yield server
+    finally:
+        server.stop()

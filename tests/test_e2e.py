@@ -75,15 +75,6 @@ def pg_url() -> Iterator[str]:
     yield from pg_schema_url()
 
 
-@pytest.fixture
-def orthanc(tmp_path: Path) -> Iterator[OrthancServer]:
-    server = OrthancServer(tmp_path / "orthanc").start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 class Proc:
     """A service or worker subprocess with its log file."""
 

@@ -23,14 +23,13 @@ from tests.test_e2e import (
     Service,
     check_outputs_in_orthanc,
     make_service,
-    orthanc,
     phantom_file,
     poll,
     redis_url,
     storescu,
 )
 
-__all__ = ["make_service", "orthanc", "redis_url"]  # fixtures re-used from test_e2e
+__all__ = ["make_service", "redis_url"]  # fixtures re-used from test_e2e
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -55,15 +55,6 @@ __all__ = ["make_service"]
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.fixture
-def orthanc(tmp_path: Path) -> Iterator[OrthancServer]:
-    server = OrthancServer(tmp_path / "orthanc").start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def pullbacks(n: int, frames: int = 24, rows: int = 160) -> list[RawInstance]:
     return [ivus_instance(frames=frames, rows=rows, seed=k) for k in range(n)]
 

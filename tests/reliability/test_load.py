@@ -10,7 +10,7 @@ CI: 20 associations x 3 instances (1 pullback + 2 small). ``SRSERVICE_LONG_RUN=1
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,15 +35,6 @@ PER_ASSOCIATION = 6 if LONG_RUN else 3
 IVUS_PER_ASSOCIATION = 2 if LONG_RUN else 1
 
 pytestmark = pytest.mark.timeout(3600 if LONG_RUN else 420)
-
-
-@pytest.fixture
-def orthanc(tmp_path: Path) -> Iterator[OrthancServer]:
-    server = OrthancServer(tmp_path / "orthanc").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_concurrent_associations_with_workers(tmp_path: Path,
