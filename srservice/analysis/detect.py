@@ -32,6 +32,7 @@ from srservice.analysis.borders import (
 )
 from srservice.analysis.context import Context, Levels, box_angle, smooth
 from srservice.analysis.params import AnalysisParameters
+from srservice.analysis.speckle import blood_likeness
 from srservice.analysis.wire import (
     WIRE_TRACK_TOL_MM,
     circular_dilate,
@@ -133,11 +134,14 @@ def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None
 
 
 def lumen_cost(s: F32, ctx: Context, ignore: B, stop: npt.NDArray[np.intp],
-               valid_end: npt.NDArray[np.intp]) -> F32:
+               valid_end: npt.NDArray[np.intp], blood_q: F32 | None = None,
+               weight: float = 0.0) -> F32:
     """Region cost of the lumen border on angle nodes (``s`` already decimated).
 
     ``ignore`` rays carry no cost; on each ray everything from ``stop`` (a calcium leading
     edge) onwards counts as tissue, and nothing beyond the field of view counts.
+    ``blood_q`` (decorrelation evidence, :func:`.speckle.blood_likeness`) is blended in
+    with ``weight`` where blood and plaque have nearly the same grey level.
     """
     lv = ctx.levels
     t = 0.5 * (lv.blood + lv.plaque)
@@ -145,6 +149,9 @@ def lumen_cost(s: F32, ctx: Context, ignore: B, stop: npt.NDArray[np.intp],
     q = np.subtract(s, t, dtype=np.float32)
     q /= np.float32(half)
     np.clip(q, -1.0, 1.0, out=q)
+    if blood_q is not None and weight > 0.0:
+        q *= np.float32(1.0 - weight)
+        q += np.float32(weight) * blood_q
     q[:, :, : ctx.r0] = 0.0
     n_r = s.shape[2]
     rr = np.arange(n_r)
@@ -159,7 +166,8 @@ def lumen_cost(s: F32, ctx: Context, ignore: B, stop: npt.NDArray[np.intp],
     return cost
 
 
-def pass1_lumen(sd: F32, shadow: B, ctx: Context) -> F64:
+def pass1_lumen(sd: F32, shadow: B, ctx: Context, blood_q: F32 | None = None,
+                weight: float = 0.0) -> F64:
     """Lumen border ignoring every shadow ray (interpolated there by the path).
 
     Only used to tell the guidewire from calcium, so it runs on coarser 4-degree nodes.
@@ -170,7 +178,8 @@ def pass1_lumen(sd: F32, shadow: B, ctx: Context) -> F64:
     full = np.full((n, n_d), n_r, dtype=np.intp)
     ign = np.asarray(shadow.reshape(n, n_d, step).any(axis=2), dtype=np.bool_)
     ve = ctx.valid_end.reshape(n_d, step).min(axis=1)
-    cost = lumen_cost(s4, ctx, ign, full, ve)
+    bq = None if blood_q is None else decimate_angles(blood_q, 2)
+    cost = lumen_cost(s4, ctx, ign, full, ve, bq, weight)
     jump = max(1, round(ctx.params.lumen_smoothness_mm * step / ctx.step_mm))
     path = dp_circular(cost, jump).astype(np.float64)
     return upsample_path(path, step, n_d * step)
@@ -231,7 +240,7 @@ def wire_candidates(polar: F32, ctx: Context) -> tuple[B, F64]:
 
 
 def detect_chunk(polar: F32, averaged: F32, ctx: Context,
-                 track: F64 | None = None) -> ChunkResult:
+                 track: F64 | None = None, decorrelation: F32 | None = None) -> ChunkResult:
     """Run the polar detections on a batch of frames (see module docstring).
 
     ``polar`` are the frames themselves (calcium is strong and changes quickly along the
@@ -245,15 +254,18 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     sd = smooth(decimate_angles(averaged, DP_ANGLE_STEP), 3, 5)
     ve_d = _dec_min(ctx.valid_end)
     shadow, edge = find_shadows(s3, ctx, s_edge)
+    lv = ctx.levels
+    blood_q, weight = blood_likeness(decorrelation, sd, ctx.r0, ctx.step_mm, lv.blood,
+                                     lv.plaque)
     # Pass 1: lumen with every shadow ray ignored; then guidewire vs calcium.
-    l1 = pass1_lumen(sd, shadow, ctx)
+    l1 = pass1_lumen(sd, shadow, ctx, blood_q, weight)
     wire = circular_dilate(classify_wire(shadow, edge, l1, ctx, track) | dark_rays(s3, ctx), 2)
     calc_rays = shadow & ~wire
     # The wire's reflection spreads over ~+-15 degrees: no lumen evidence there.
     halo = circular_dilate(wire, 12)
     # Lumen: calcium rays count up to their leading edge; wire rays are ignored.
     stop = np.where(calc_rays, edge, n_r)
-    cost_l = lumen_cost(sd, ctx, _dec_or(halo), _dec_min(stop), ve_d)
+    cost_l = lumen_cost(sd, ctx, _dec_or(halo), _dec_min(stop), ve_d, blood_q, weight)
     lum = dp_border(cost_l, p.lumen_smoothness_mm, ctx, decimated=True)
     # Side branches / wire: outward outliers replaced by a robust smooth fit.
     fit = robust_fourier_fit(lum, ~halo, order=4)

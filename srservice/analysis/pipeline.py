@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from srservice.analysis import detect, polar, preprocess, volume
+from srservice.analysis import detect, polar, preprocess, speckle, volume
+from srservice.analysis.borders import decimate_angles
 from srservice.analysis.context import Context
 from srservice.analysis.features import find_lesions
 from srservice.analysis.frames import FrameBuilder, blank_or_saturated
@@ -103,9 +104,13 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
                                 reach_mm=0.05, max_frames=p.temporal_half_window)
     builder = FrameBuilder(grid, ctx, ps, pullback.frame_spacing_mm)
     assess = np.ones(n, dtype=np.bool_)
+    # The decorrelation cue (only without blood/plaque grey-level contrast) needs a
+    # neighbour on each side.
+    use_dec = speckle.contrast_weight(lv.blood, lv.plaque) > 0.0
+    margin = max(half_t, 1) if use_dec else half_t
     for c0 in range(0, n, CHUNK):
         c1 = min(n, c0 + CHUNK)
-        a0, a1 = max(0, c0 - half_t), min(n, c1 + half_t)
+        a0, a1 = max(0, c0 - margin), min(n, c1 + margin)
         pol = grid.to_polar(frames[a0:a1])
         pol *= gains[a0:a1, None, None].astype(np.float32)
         preprocess.remove_seam(pol, r0, p)
@@ -113,7 +118,9 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
         assess[a0:a1] &= ~bad
         own = slice(c0 - a0, c0 - a0 + (c1 - c0))
         avg = _temporal_mean(pol, ~bad, half_t)[own]
-        res = detect.detect_chunk(pol[own], avg, ctx, track[c0:c1])
+        dec = (speckle.decorrelation(decimate_angles(pol, detect.DP_ANGLE_STEP), ~bad, own)
+               if use_dec else None)
+        res = detect.detect_chunk(pol[own], avg, ctx, track[c0:c1], dec)
         assess[c0:c1] &= ~res.guide
         builder.add(c0, res)
     measurements = builder.finish(assess)

@@ -11,8 +11,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from srservice.analysis.borders import robust_fourier_fit
+from srservice.analysis.borders import interpolate_hidden, robust_fourier_fit
 from srservice.analysis.geometry import circular_neighbours
+from srservice.analysis.wire import circular_dilate
 
 B = npt.NDArray[np.bool_]
 F64 = npt.NDArray[np.float64]
@@ -74,8 +75,14 @@ def protrusion_mm(lumen_samples: F64, edge_samples: F64, calcium: B, ignore: B,
     lum = lumen_samples[rows]
     w = ~ignore[rows]
     fit = robust_fourier_fit(lum, w, order=3, iterations=4, clip=2.5)
-    keep = w & (lum >= fit - 0.08 / step_mm)
+    # Calcium bins lying inside the first fit (the nodule and its flanks) are left out of
+    # the reference; the reference is the larger of the smooth fit and the border
+    # interpolated across them (a 3rd-order fit alone cuts the bulge of an eccentric lumen).
+    inward = circular_dilate(calcium[rows] & (lum < fit - 0.04 / step_mm), 10) & calcium[rows]
+    keep = w & ~inward & (lum >= fit - 0.08 / step_mm)
     f = robust_fourier_fit(lum, keep, order=3, iterations=2, clip=3.0)
+    across = ndimage.uniform_filter1d(interpolate_hidden(lum, ~keep), 9, axis=1, mode="wrap")
+    f = np.maximum(f, across)
     cal = calcium[rows]
     surface = np.where(cal, edge_samples[rows], lum)
     d = ndimage.uniform_filter1d(f - surface, 3, axis=1, mode="wrap")
