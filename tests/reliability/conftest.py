@@ -17,15 +17,15 @@ from srservice.scp import start_scp
 from tests.reliability import figures
 from tests.reliability.support import (
     ListenerProcess,
-    RecordingCallback,
     reliability_settings,
 )
+from tests.scp_support import Recorder
 
 
 class RunningScp:
     """An in-process listener started with :func:`srservice.scp.start_scp`."""
 
-    def __init__(self, settings: Settings, callback: RecordingCallback, server: Any) -> None:
+    def __init__(self, settings: Settings, callback: Recorder, server: Any) -> None:
         self.settings = settings
         self.callback = callback
         self.server = server
@@ -47,7 +47,7 @@ def scp(tmp_path: Path) -> Iterator[Callable[..., RunningScp]]:
     def start(**overrides: Any) -> RunningScp:
         data_dir = overrides.pop("data_dir", tmp_path / f"data{len(started)}")
         settings = reliability_settings(data_dir, **overrides)
-        callback = RecordingCallback()
+        callback = Recorder()
         server = start_scp(settings, callback)
         started.append(server)
         return RunningScp(settings, callback, server)

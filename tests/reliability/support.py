@@ -27,7 +27,6 @@ from pydicom.uid import UID
 from pynetdicom import AE, _config
 
 from srservice.config import Settings, load_settings
-from srservice.store import StoredInstance
 
 ROOT = Path(__file__).resolve().parents[2]
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
@@ -257,21 +256,6 @@ def reliability_settings(data_dir: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return load_settings(**values)
-
-
-class RecordingCallback:
-    """``on_stored`` that records calls and can be told to raise."""
-
-    def __init__(self) -> None:
-        self.calls: list[StoredInstance] = []
-        self.raise_exc: BaseException | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self, instance: StoredInstance) -> None:
-        with self._lock:
-            self.calls.append(instance)
-        if self.raise_exc is not None:
-            raise self.raise_exc
 
 
 # --- child processes -------------------------------------------------------------------------
