@@ -7,7 +7,7 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/reliability_report.py --markdown -- -k "load or fault"
 
 Everything after ``--`` is passed to pytest. The figures are the ones the tests record with
-:func:`tests.reliability.figures.record` (counts, throughput, RSS, time to drop a slowloris
+:func:`tests.support.figures.record` (counts, throughput, RSS, time to drop a slowloris
 sender, lost/duplicated per fault); ``--markdown`` prints them as the table used in
 docs/reliability.md. The exit code is pytest's.
 """
@@ -44,7 +44,7 @@ def markdown(rows: list[dict[str, object]]) -> str:
 def text(rows: list[dict[str, object]]) -> str:
     """The figures as a fixed-width table."""
     sys.path.insert(0, str(ROOT))
-    from tests.reliability.figures import Figure, table
+    from tests.support.figures import Figure, table
 
     figs = [Figure(str(r["area"]), str(r["name"]), r["value"], str(r["unit"]))  # type: ignore[arg-type]
             for r in rows]

@@ -1,52 +1,26 @@
-"""Shared test fixtures.
+"""Fixtures shared by every test directory; the helpers themselves live in :mod:`tests.support`.
 
-In CI (``CI=true``) a missing tool or server fails the test; elsewhere it skips with the reason.
+In CI (``CI=true``) a missing tool or server fails the test; elsewhere it skips with the reason
+(:func:`tests.support.environment.missing`).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:
-    from tests.orthanc import OrthancServer
-
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def missing(reason: str) -> None:
-    """Fail in CI, skip elsewhere."""
-    if IN_CI:
-        pytest.fail(f"required in CI but missing: {reason}")
-    pytest.skip(reason)
-
-
-def require_tool(name: str) -> str:
-    """Return the path of executable ``name`` or fail (CI) / skip (local)."""
-    path = shutil.which(name)
-    if path is None:
-        missing(f"executable {name!r} not on PATH (install with scripts/install-system-deps.sh)")
-    assert path is not None
-    return path
+from tests.support.environment import free_port, require_tool
+from tests.support.listener import ListenerProcess
+from tests.support.orthanc import OrthancServer
+from tests.support.service import PrivateRedis, Service
 
 
 @pytest.fixture
 def tool() -> Callable[[str], str]:
     """``tool("storescu")`` -> path, failing in CI when absent."""
     return require_tool
-
-
-def free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -58,10 +32,57 @@ def port() -> int:
 @pytest.fixture
 def orthanc(tmp_path: Path) -> Iterator[OrthancServer]:
     """A real Orthanc (Debian package) on free ports, stopped after the test."""
-    from tests.orthanc import OrthancServer
-
     server = OrthancServer(tmp_path / "orthanc").start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A redis-server of our own on a free port (no persistence), killed afterwards.
+
+    A private server instead of a db index of the machine's Redis: two test runs on one
+    machine would otherwise flush each other's queues, and their workers would consume each
+    other's tasks.
+    """
+    (tmp_path / "redis").mkdir(exist_ok=True)
+    server = PrivateRedis(tmp_path / "redis").start()
+    try:
+        yield server.url
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A URL on a fresh PostgreSQL schema, dropped afterwards."""
+    from tests.support.jobs import pg_schema_url
+
+    yield from pg_schema_url()
+
+
+@pytest.fixture
+def make_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    """Factory: ``make_service(**settings)`` -> a :class:`~tests.support.service.Service`
+    (not started), stopped at teardown."""
+    started: list[Service] = []
+
+    def make(**settings: str) -> Service:
+        service = Service(tmp_path, **settings)
+        started.append(service)
+        return service
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def listener_processes() -> Iterator[list[ListenerProcess]]:
+    """Child listener processes to SIGKILL at teardown (append what you start)."""
+    started: list[ListenerProcess] = []
+    yield started
+    for proc in started:
+        proc.kill()

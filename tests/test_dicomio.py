@@ -14,7 +14,7 @@ from srservice.dicomio import load_pullback
 from srservice.errors import InvalidDicomError
 from srservice.phantom import PhantomCase, small_case
 from srservice.phantom.writer import build_dataset, write_pullback
-from tests.conftest import require_tool
+from tests.support.environment import require_tool
 
 
 @pytest.fixture(scope="module")

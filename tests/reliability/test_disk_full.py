@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import missing
-from tests.reliability import figures
-from tests.reliability.conftest import RunningScp
-from tests.reliability.support import (
+from tests.support import figures
+from tests.support.datasets import US_MULTIFRAME
+from tests.support.environment import missing
+from tests.support.listener import RunningScp
+from tests.support.reliability import (
     EXPLICIT_LE,
-    US_MULTIFRAME,
     RawInstance,
     Sender,
     phantom_part10,
@@ -30,8 +30,8 @@ from tests.reliability.support import (
     spool_finals,
     spool_partials,
     with_new_uids,
+    write_huge,
 )
-from tests.reliability.test_resources import write_huge
 
 pytestmark = pytest.mark.timeout(120)
 CONTEXTS = [(US_MULTIFRAME, EXPLICIT_LE)]

@@ -1,5 +1,5 @@
 """Faults with the whole service running (issue 5 item 2), each ending with the books checked:
-'lost: 0, duplicated reports: 0' (:func:`tests.reliability.service.ledger`).
+'lost: 0, duplicated reports: 0' (:func:`tests.support.workload.ledger`).
 
 - worker process group SIGKILLed in the middle of an analysis;
 - Redis (a private redis-server, never the machine's) killed and restarted mid-run;
@@ -25,21 +25,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port, missing
-from tests.orthanc import OrthancServer
-from tests.reliability import figures
-from tests.reliability.hostile import phantom_dataset
-from tests.reliability.service import (
-    CONTEXTS,
-    Sent,
-    ivus_instance,
-    ledger,
-    send_concurrently,
-    wait_terminal,
-)
-from tests.reliability.support import (
+from tests.support import figures
+from tests.support.datasets import US_MULTIFRAME
+from tests.support.environment import free_port, missing, poll
+from tests.support.hostile import phantom_dataset
+from tests.support.orthanc import OrthancServer
+from tests.support.reliability import (
     EXPLICIT_LE,
-    US_MULTIFRAME,
     RawInstance,
     Sender,
     finals_for,
@@ -47,10 +39,15 @@ from tests.reliability.support import (
     spool_finals,
     spool_partials,
 )
-from tests.test_e2e import Proc, Service, make_service, poll
-from tests.test_e2e_faults import PrivateRedis
-
-__all__ = ["make_service"]
+from tests.support.service import PrivateRedis, Proc, Service
+from tests.support.workload import (
+    CONTEXTS,
+    Sent,
+    ivus_instance,
+    ledger,
+    send_concurrently,
+    wait_terminal,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -335,7 +332,7 @@ def test_unanalysable_object_ends_failed_with_reason(tmp_path: Path,
                                                      make_service: Callable[..., Service]
                                                      ) -> None:
     """Accepted by the listener (the store does not decode pixels), refused by the analysis."""
-    from tests.reliability.hostile import encode
+    from tests.support.hostile import encode
 
     service = make_service().start()
     ds = phantom_dataset()
@@ -358,14 +355,12 @@ def test_hostile_and_fuzzed_objects_through_the_service(tmp_path: Path,
     ``srservice serve`` with its embedded defaults (SQLite, filesystem broker, embedded
     workers, outbox); the hand-made hostile objects of test_hostile.py plus 30 fuzz cases.
     """
-    from tests.reliability.fuzz import corpus
-    from tests.reliability.hostile import is_refusal
-    from tests.reliability.test_fuzz import SEED, _contexts
-    from tests.reliability.test_hostile import CASES
+    from tests.support.fuzz import SEED, contexts, corpus
+    from tests.support.hostile import CASES, is_refusal
 
     service = make_service(log_level="WARNING").start()
     objects = [inst for _, inst in CASES] + [c.instance for c in corpus(SEED + 1, 30)]
-    sender = Sender(service.port, [*_contexts(), (US_MULTIFRAME, "1.2.840.10008.1.2")],
+    sender = Sender(service.port, [*contexts(), (US_MULTIFRAME, "1.2.840.10008.1.2")],
                     tmp_path / "s")
     statuses = {inst.sop_instance_uid: sender.send(inst) for inst in objects}
     sender.release()
@@ -400,12 +395,11 @@ def test_decoder_that_aborts_the_process_ends_the_job(tmp_path: Path,
     an uncaught C++ exception: the worker process dies. The job must still end, once, as
     'failed' or 'dead' with a reason, and the service must keep serving.
     """
-    from tests.reliability.fuzz import make_case
-    from tests.reliability.test_fuzz import SEED, _contexts
+    from tests.support.fuzz import SEED, contexts, make_case
 
     service = make_service(job_stuck_seconds="6", log_level="WARNING").start()
     inst = make_case(SEED, 2661).instance
-    sender = Sender(service.port, _contexts(), tmp_path / "s")
+    sender = Sender(service.port, contexts(), tmp_path / "s")
     assert sender.send(inst) == 0x0000
     sender.release()
     job = service.wait_job(inst.sop_instance_uid, ("delivered", "failed", "dead"), timeout=240)
@@ -414,7 +408,7 @@ def test_decoder_that_aborts_the_process_ends_the_job(tmp_path: Path,
     assert job.state in ("failed", "dead") and job.reason, job.as_dict()
     assert len(service.jobs(inst.sop_instance_uid)) == 1
     good = ivus_instance(seed=3)
-    sender = Sender(service.port, _contexts(), tmp_path / "g")
+    sender = Sender(service.port, contexts(), tmp_path / "g")
     assert sender.send(good) == 0x0000
     sender.release()
     assert service.wait_job(good.sop_instance_uid, ("delivered", "failed", "dead"),

@@ -23,23 +23,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability import figures
-from tests.reliability.conftest import RunningScp
-from tests.reliability.fuzz import BASES, RELABEL_TS, FuzzCase, base, corpus
-from tests.reliability.hostile import is_refusal
-from tests.reliability.support import (
+from tests.support import figures
+from tests.support.environment import ROOT
+from tests.support.fuzz import SEED, FuzzCase, contexts, corpus
+from tests.support.hostile import is_refusal
+from tests.support.listener import RunningScp, child_env, read_line_with_deadline
+from tests.support.reliability import (
     LONG_RUN,
-    ROOT,
-    US_MULTIFRAME,
     Sender,
-    child_env,
     finals_for,
-    read_line_with_deadline,
     sha256_of_stored,
     spool_partials,
 )
 
-SEED = 20261123
 COUNT = 10_000 if LONG_RUN else 1_000
 CASE_DEADLINE_S = 60.0
 SENDERS = 4
@@ -52,11 +48,6 @@ def cases() -> list[FuzzCase]:
     return corpus(SEED, COUNT)
 
 
-def _contexts() -> list[tuple[str, str]]:
-    ts = {base(i).transfer_syntax_uid for i in range(len(BASES))} | set(RELABEL_TS)
-    return [(US_MULTIFRAME, t) for t in sorted(ts)]
-
-
 def test_fuzz_store_path(scp: Callable[..., RunningScp], tmp_path: Path,
                          cases: list[FuzzCase]) -> None:
     running = scp()
@@ -65,12 +56,12 @@ def test_fuzz_store_path(scp: Callable[..., RunningScp], tmp_path: Path,
     lock = threading.Lock()
 
     def send_all(share: list[FuzzCase], k: int) -> None:
-        sender = Sender(running.port, _contexts(), tmp_path / f"s{k}")
+        sender = Sender(running.port, contexts(), tmp_path / f"s{k}")
         for case in share:
             if not sender.established:
                 with lock:
                     aborted.append(case.number)
-                sender = Sender(running.port, _contexts(), tmp_path / f"s{k}")
+                sender = Sender(running.port, contexts(), tmp_path / f"s{k}")
             status = sender.send(case.instance)
             with lock:
                 results[case.number] = status
@@ -125,7 +116,7 @@ def run_analysis(directory: Path, names: list[str], deadline: float
     remaining = list(names)
     while remaining:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.reliability.analysis_runner", "--dir", str(directory),
+            [sys.executable, "-m", "tests.support.analysis_runner", "--dir", str(directory),
              *sorted(set(names) - set(remaining))],
             cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True)
@@ -198,7 +189,7 @@ NATIVE_ABORT_CASES = (2661, 3000, 4075, 4195, 4307, 4411)
 
 
 def test_corrupt_jpeg_does_not_abort_the_process(tmp_path: Path) -> None:
-    from tests.reliability.fuzz import make_case
+    from tests.support.fuzz import make_case
 
     names = []
     for n in NATIVE_ABORT_CASES:

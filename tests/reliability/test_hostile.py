@@ -18,21 +18,22 @@ from pathlib import Path
 import pytest
 
 from srservice.errors import InvalidDicomError
-from tests.conftest import require_tool
-from tests.reliability import figures
-from tests.reliability.conftest import RunningScp
-from tests.reliability.hostile import (
+from tests.support import figures
+from tests.support.datasets import US_MULTIFRAME
+from tests.support.environment import require_tool
+from tests.support.hostile import (
+    CASES,
+    bad_compressed_cases,
     check_outcome,
     encode,
     phantom_dataset,
-    pixel_data_offset,
-    replace_once,
+    pixel_mismatch_cases,
 )
-from tests.reliability.support import (
+from tests.support.listener import RunningScp
+from tests.support.reliability import (
     EXPLICIT_LE,
     JPEG_BASELINE,
     RLE,
-    US_MULTIFRAME,
     RawInstance,
     Sender,
     issue_pki,
@@ -115,112 +116,6 @@ def test_tls_client_without_trusted_certificate(scp: Callable[..., RunningScp], 
     assert len(spool_finals(running.spool)) == 1
 
 
-# --- data set level ------------------------------------------------------------------------------
-BAD_UIDS = [
-    "1.2.3/../../x", "..", "../../../../tmp/evil", "1.2.3.%2F..%2Fx", "1.02.3", "1.2.3.",
-    "1.2.840.abc", "1.2.3.4 5",
-]
-
-
-def _bad_uid_instances() -> list[tuple[str, RawInstance]]:
-    out = []
-    for uid in BAD_UIDS:
-        out.append((f"sop-uid {uid[:24]!r}", encode(phantom_dataset(), sop_instance_uid=uid)))
-    # pynetdicom will not send an Affected SOP Instance UID over 64 characters; a data set
-    # UID is not checked by the sender.
-    for keyword, value in (("StudyInstanceUID", "1.2.3/../../x"),
-                           ("SeriesInstanceUID", "../../x"),
-                           ("StudyInstanceUID", "1." + "2" * 70)):
-        ds = phantom_dataset()
-        setattr(ds, keyword, value)
-        out.append((f"{keyword} {value[:12]!r}", encode(ds)))
-    return out
-
-
-def _truncated() -> list[tuple[str, RawInstance]]:
-    base = encode(phantom_dataset())
-    pix = pixel_data_offset(base.data)
-    cuts = {"mid first element": 5, "mid header": 300, "mid pixel header": pix + 6,
-            "mid pixel data": pix + 12 + 1000, "last byte missing": len(base.data) - 1}
-    return [(f"truncated {k}", RawInstance(base.sop_class_uid, base.sop_instance_uid,
-                                           base.transfer_syntax_uid, base.data[:v]))
-            for k, v in cuts.items()]
-
-
-def _wrong_vrs() -> list[tuple[str, RawInstance]]:
-    out = []
-    rows_elem = b"\x28\x00\x10\x00US\x02\x00"
-    for name, new in [("Rows VR ZZ", b"\x28\x00\x10\x00ZZ\x02\x00"),
-                      ("Rows VR OB", b"\x28\x00\x10\x00OB\x02\x00"),
-                      ("Rows VR SQ", b"\x28\x00\x10\x00SQ\x02\x00"),
-                      ("Rows length 0xFFFF", b"\x28\x00\x10\x00US\xff\xff")]:
-        base = encode(phantom_dataset())
-        out.append((name, RawInstance(base.sop_class_uid, base.sop_instance_uid,
-                                      base.transfer_syntax_uid,
-                                      replace_once(base.data, rows_elem, new))))
-    base = encode(phantom_dataset())
-    pix = pixel_data_offset(base.data)
-    data = base.data[:pix + 4] + b"UN" + base.data[pix + 6:]
-    out.append(("PixelData VR UN", RawInstance(base.sop_class_uid, base.sop_instance_uid,
-                                               base.transfer_syntax_uid, data)))
-    base = encode(phantom_dataset())
-    data = replace_once(base.data, b"\x28\x00\x08\x00IS\x02\x006 ", b"\x28\x00\x08\x00IS\x02\x00ab")
-    out.append(("NumberOfFrames 'ab'", RawInstance(base.sop_class_uid, base.sop_instance_uid,
-                                                   base.transfer_syntax_uid, data)))
-    ds = phantom_dataset()
-    ds["BitsAllocated"].value = 7
-    out.append(("BitsAllocated 7", encode(ds)))
-    return out
-
-
-def _pixel_mismatch() -> list[tuple[str, RawInstance]]:
-    out = []
-    for name, kw, value in [("Rows doubled", "Rows", 128), ("Columns 1", "Columns", 1),
-                            ("NumberOfFrames 10^9", "NumberOfFrames", 1_000_000_000),
-                            ("NumberOfFrames 0", "NumberOfFrames", 0),
-                            ("NumberOfFrames -5", "NumberOfFrames", -5),
-                            ("Rows 65535", "Rows", 65535),
-                            ("SamplesPerPixel 3", "SamplesPerPixel", 3),
-                            ("Photometric PALETTE", "PhotometricInterpretation",
-                             "PALETTE COLOR")]:
-        ds = phantom_dataset()
-        setattr(ds, kw, value)
-        out.append((name, encode(ds)))
-    ds = phantom_dataset()
-    ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
-    out.append(("PixelData half length", encode(ds)))
-    ds = phantom_dataset()
-    ds.PixelData = b""
-    out.append(("PixelData empty", encode(ds)))
-    ds = phantom_dataset()
-    del ds.PixelData
-    out.append(("PixelData missing", encode(ds)))
-    return out
-
-
-def _bad_compressed() -> list[tuple[str, RawInstance]]:
-    out = []
-    for ts in ("jpeg_baseline", "rle"):
-        base = with_new_uids(phantom_part10(6, 64, ts))
-        pix = pixel_data_offset(base.data)
-        data = bytearray(base.data)
-        # Keep the item structure; overwrite the inside of the fragments with garbage.
-        start = pix + 12 + 8 + 16  # element header, empty offset table item, first item header
-        for i in range(start, len(data) - 8, 7):
-            data[i] = (data[i] * 31 + 17) & 0xFF
-        out.append((f"{ts} garbage fragments",
-                    RawInstance(base.sop_class_uid, base.sop_instance_uid,
-                                base.transfer_syntax_uid, bytes(data))))
-    native = encode(phantom_dataset())
-    out.append(("native pixels labelled JPEG",
-                RawInstance(native.sop_class_uid, native.sop_instance_uid, JPEG_BASELINE,
-                            native.data)))
-    return out
-
-
-CASES = _bad_uid_instances() + _truncated() + _wrong_vrs() + _pixel_mismatch() + _bad_compressed()
-
-
 def test_hostile_objects_get_a_status_and_leave_nothing_partial(
         scp: Callable[..., RunningScp], tmp_path: Path) -> None:
     running = scp()
@@ -260,7 +155,7 @@ def test_accepted_hostile_objects_raise_invalid_dicom(tmp_path: Path) -> None:
     """The analysis entry point itself: each unusable object raises InvalidDicomError."""
     from srservice.dicomio import load_pullback
 
-    for name, inst in _pixel_mismatch() + _bad_compressed():
+    for name, inst in pixel_mismatch_cases() + bad_compressed_cases():
         path = inst.write(tmp_path / "x.dcm")
         with pytest.raises(InvalidDicomError) as info:
             load_pullback(path)

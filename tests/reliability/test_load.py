@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.orthanc import OrthancServer
-from tests.reliability import figures
-from tests.reliability.service import (
+from tests.support import figures
+from tests.support.orthanc import OrthancServer
+from tests.support.reliability import LONG_RUN
+from tests.support.service import Service
+from tests.support.workload import (
     QueueSampler,
     ivus_instance,
     ledger,
@@ -25,10 +27,6 @@ from tests.reliability.service import (
     small_object,
     wait_terminal,
 )
-from tests.reliability.support import LONG_RUN
-from tests.test_e2e import Service, make_service
-
-__all__ = ["make_service"]
 
 ASSOCIATIONS = 50 if LONG_RUN else 20
 PER_ASSOCIATION = 6 if LONG_RUN else 3

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import struct
 import threading
@@ -20,72 +19,25 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-from tests.reliability import figures
-from tests.reliability.conftest import RunningScp
-from tests.reliability.support import (
+from tests.support import figures
+from tests.support.datasets import US_MULTIFRAME
+from tests.support.environment import wait_for
+from tests.support.listener import ListenerProcess, RunningScp, rss_now_kb, rss_peak_kb
+from tests.support.reliability import (
     EXPLICIT_LE,
     LONG_RUN,
-    US_MULTIFRAME,
-    ListenerProcess,
     Sender,
     phantom_part10,
-    rss_now_kb,
-    rss_peak_kb,
     sha256_of_stored,
     spool_finals,
     spool_partials,
-    wait_for,
     with_new_uids,
+    write_huge,
 )
 
 HUGE_BYTES = (2 * 1024**3) if LONG_RUN else (256 * 1024**2)
-
-
-def write_huge(path: Path, total_bytes: int) -> tuple[str, str, int]:
-    """Write a multi-frame US object of about ``total_bytes`` pixel bytes, chunk by chunk.
-
-    Returns (SOP Instance UID, SHA-256 of the data set bytes, file size).
-    """
-    rows = cols = 512
-    frames = max(1, total_bytes // (rows * cols))
-    uid = generate_uid()
-    ds = Dataset()
-    ds.SOPClassUID = US_MULTIFRAME
-    ds.SOPInstanceUID = uid
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = "IVUS"
-    ds.PatientID = "RELIABILITY"
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.NumberOfFrames = frames
-    ds.Rows, ds.Columns = rows, cols
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(US_MULTIFRAME)
-    meta.MediaStorageSOPInstanceUID = UID(uid)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta = meta
-    ds.save_as(path, enforce_file_format=True)
-    head = path.read_bytes()
-    group_length = int.from_bytes(head[140:144], "little")
-    digest = hashlib.sha256(head[144 + group_length:])
-    length = frames * rows * cols
-    element = struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB", 0, length)
-    digest.update(element)
-    frame = (np.arange(rows * cols, dtype=np.uint32) % 251).astype(np.uint8)
-    with path.open("ab") as fh:
-        fh.write(element)
-        for k in range(frames):
-            chunk = np.roll(frame, k).tobytes()
-            digest.update(chunk)
-            fh.write(chunk)
-    return uid, digest.hexdigest(), path.stat().st_size
 
 
 @pytest.mark.timeout(1800 if LONG_RUN else 240)

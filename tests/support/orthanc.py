@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import free_port, require_tool
+from tests.support.environment import free_port, require_tool
 
 
 def find_orthanc() -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,33 +20,8 @@ from srservice.jobs import JobState, JobStore
 from srservice.jobs.runner import Heartbeat
 from srservice.store import StoredInstance
 from srservice.sweeper import sweep_once
+from tests.support.jobs import SentRecorder, stored_from_file
 from workers.app import ANALYZE_TASK, DELIVER_TASK, celery_config, create_app
-
-
-def stored_from_file(path: Path, calling_ae: str = "CONSOLE") -> StoredInstance:
-    ds = dcmread(path, stop_before_pixels=True)
-    return StoredInstance(
-        sop_class_uid=str(ds.SOPClassUID), sop_instance_uid=str(ds.SOPInstanceUID),
-        study_instance_uid=str(ds.StudyInstanceUID),
-        series_instance_uid=str(ds.SeriesInstanceUID), modality=str(ds.Modality),
-        number_of_frames=int(ds.get("NumberOfFrames", 1) or 1),
-        transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID), path=path,
-        sha256=hashlib.sha256(path.read_bytes()).hexdigest(), size=path.stat().st_size,
-        calling_ae=calling_ae, peer_host="127.0.0.1", received_at=datetime.now(UTC))
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.jobs: list[int] = []
-        self.deliveries: list[int] = []
-
-    def analyze(self, job_id: int) -> bool:
-        self.jobs.append(job_id)
-        return True
-
-    def deliver(self, delivery_id: int) -> bool:
-        self.deliveries.append(delivery_id)
-        return True
 
 
 @pytest.fixture
@@ -94,7 +68,7 @@ def test_analyze_and_deliver_to_outbox_idempotent(env: tuple[Settings, JobStore]
     from workers.tasks import analyze_job, deliver
 
     settings, store = env
-    rec = Recorder()
+    rec = SentRecorder()
     make_on_stored(settings, store, rec)(stored_from_file(pullback_file))
     (job_id,) = rec.jobs
     assert analyze_job(job_id) == "reported"
@@ -124,7 +98,7 @@ def test_undecodable_input_fails_with_reason(env: tuple[Settings, JobStore],
     broken = tmp_path / "broken.dcm"
     data = pullback_file.read_bytes()
     broken.write_bytes(data[: len(data) // 3])  # truncated pixel data
-    rec = Recorder()
+    rec = SentRecorder()
     inst = stored_from_file(pullback_file)
     make_on_stored(settings, store, rec)(StoredInstance(**{
         **inst.__dict__, "path": broken, "sop_instance_uid": generate_uid(),
@@ -141,7 +115,7 @@ def test_superseding_content_gets_new_report_uids(env: tuple[Settings, JobStore]
     from workers.tasks import analyze_job
 
     settings, store = env
-    rec = Recorder()
+    rec = SentRecorder()
     on_stored = make_on_stored(settings, store, rec)
     on_stored(stored_from_file(pullback_file))
     ds = dcmread(pullback_file)
@@ -173,7 +147,7 @@ def test_single_frame_series_job(env: tuple[Settings, JobStore], pullback_file: 
     src = dcmread(pullback_file)
     frames = src.pixel_array
     series_uid = generate_uid()
-    rec = Recorder()
+    rec = SentRecorder()
     on_stored = make_on_stored(settings, store, rec)
     order = list(range(len(frames)))[::-1]  # arrive in reverse order
     by_number: dict[int, str] = {}
@@ -220,7 +194,7 @@ def test_single_frame_series_job(env: tuple[Settings, JobStore], pullback_file: 
 
 def test_heartbeat_refreshes(env: tuple[Settings, JobStore], pullback_file: Path) -> None:
     settings, store = env
-    rec = Recorder()
+    rec = SentRecorder()
     make_on_stored(settings, store, rec)(stored_from_file(pullback_file))
     job_id = rec.jobs[0]
     store.claim_job(job_id, "me:1", stale_after_seconds=60)
@@ -236,7 +210,7 @@ def test_heartbeat_refreshes(env: tuple[Settings, JobStore], pullback_file: Path
 
 
 def test_configuration_doc_lists_every_setting() -> None:
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     missing_names = [n for n in Settings.model_fields if f"`SRSERVICE_{n.upper()}`" not in doc]
     assert missing_names == []
 
@@ -250,7 +224,7 @@ def test_worker_module_reads_no_settings_at_import() -> None:
     code = ("import workers.app, workers.tasks; "
             "print(sorted(t for t in workers.app.app.tasks if t.startswith('workers.')))")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+                          text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stderr
     assert "workers.tasks.analyze_job" in done.stdout
 
@@ -264,7 +238,7 @@ def test_jobs_and_retry_commands(env: tuple[Settings, JobStore], tmp_path: Path,
 
     settings, store = env
     monkeypatch.setenv("SRSERVICE_DATA_DIR", str(settings.data_dir))
-    rec = Recorder()
+    rec = SentRecorder()
     make_on_stored(settings, store, rec)(stored_from_file(pullback_file))
     job_id = rec.jobs[0]
     store.claim_job(job_id, "me:1", stale_after_seconds=60)

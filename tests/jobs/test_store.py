@@ -3,46 +3,21 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from srservice.errors import TransientError
-from srservice.intake import US_IMAGE, US_MULTIFRAME, make_on_stored, trigger_for
+from srservice.intake import US_IMAGE, make_on_stored, trigger_for
 from srservice.jobs import (
     MAX_ANALYSIS_ATTEMPTS,
     Claim,
     JobState,
     JobStore,
-    ReportRecord,
     backoff_seconds,
 )
-from srservice.store import StoredInstance
-from tests.conftest import missing
-
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def pg_schema_url() -> Iterator[str]:
-    """Yield a URL on a fresh PostgreSQL schema, dropped afterwards."""
-    import sqlalchemy as sa
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = sa.create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError as exc:
-        missing(f"PostgreSQL at 127.0.0.1:5432 not reachable: {exc}")
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+from tests.support.jobs import SentRecorder, pg_schema_url, record, stored
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -60,23 +35,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
     finally:
         s.dispose()
         next(gen, None)
-
-
-def stored(uid: str = "1.2.3.4", sha: str = "a" * 64, *, cls: str = US_MULTIFRAME,
-           modality: str = "IVUS", frames: int = 40, series: str = "1.2.3.9") -> StoredInstance:
-    return StoredInstance(sop_class_uid=cls, sop_instance_uid=uid, study_instance_uid="1.2.3",
-                          series_instance_uid=series, modality=modality, number_of_frames=frames,
-                          transfer_syntax_uid="1.2.840.10008.1.2.1",
-                          path=Path(f"/spool/{uid}.{sha[:16]}.dcm"), sha256=sha, size=100,
-                          calling_ae="CONSOLE", peer_host="127.0.0.1",
-                          received_at=datetime.now(UTC))
-
-
-def record(job_id: int) -> ReportRecord:
-    return ReportRecord(output_dir=f"/out/{job_id}", sr_path=f"/out/{job_id}/sr.dcm",
-                        pdf_path=f"/out/{job_id}/pdf.dcm", sr_sop_instance_uid="2.25.1",
-                        pdf_sop_instance_uid="2.25.2", score_total=3,
-                        summary={"ivus_calcium_score": 3})
 
 
 def test_trigger_rules() -> None:
@@ -232,31 +190,18 @@ def test_series_job_waits_for_quiet(store: JobStore) -> None:
     assert job is not None and job.kind == "series" and job.state == JobState.RECEIVED
 
 
-class _Recorder:
-    def __init__(self, ok: bool = True) -> None:
-        self.ok, self.jobs, self.deliveries = ok, [], []  # type: ignore[var-annotated]
-
-    def analyze(self, job_id: int) -> bool:
-        self.jobs.append(job_id)
-        return self.ok
-
-    def deliver(self, delivery_id: int) -> bool:
-        self.deliveries.append(delivery_id)
-        return self.ok
-
-
 def test_on_stored_enqueues_and_survives_broker_down(store: JobStore, tmp_path: Path) -> None:
     from srservice.config import load_settings
 
     settings = load_settings(data_dir=tmp_path)
-    rec = _Recorder()
+    rec = SentRecorder()
     on_stored = make_on_stored(settings, store, rec)
     on_stored(stored())
     on_stored(stored())  # resend: idempotent
     assert len(rec.jobs) == 1
     job = store.get_job(rec.jobs[0])
     assert job is not None and job.state == JobState.QUEUED
-    down = _Recorder(ok=False)
+    down = SentRecorder(ok=False)
     make_on_stored(settings, store, down)(stored("1.2.3.5"))
     job = store.get_job(down.jobs[0])
     assert job is not None and job.state == JobState.RECEIVED  # the sweeper will send it
@@ -270,6 +215,6 @@ def test_db_unavailable_is_transient(tmp_path: Path) -> None:
 
     bad.url = "postgresql+psycopg://postgres@127.0.0.1:1/none"
     bad.engine = sa.create_engine(bad.url, connect_args={"connect_timeout": 2})
-    on_stored = make_on_stored(load_settings(data_dir=tmp_path), bad, _Recorder())
+    on_stored = make_on_stored(load_settings(data_dir=tmp_path), bad, SentRecorder())
     with pytest.raises(TransientError):
         on_stored(stored())

@@ -10,7 +10,7 @@ from srservice.analysis.params import AnalysisParameters
 from srservice.analysis.pipeline import analyze_pullback
 from srservice.analysis.types import ANGLE_BINS, Pullback
 from srservice.errors import NotAssessableError
-from tests.analysis_synth import Synth, make_frames, make_pullback
+from tests.support.synthetic_ivus import Synth, make_frames, make_pullback
 
 
 def _mid(s: Synth, **kw: object) -> object:

@@ -19,8 +19,8 @@ from srservice.reporting import codes as c
 from srservice.reporting.overlay import arc_pieces, arc_polylines, closed
 from srservice.reporting.uids import derived_uid
 from srservice.scoring import DISCLAIMER
-from tests.conftest import require_tool
-from tests.test_reporting_support import (
+from tests.support.environment import require_tool
+from tests.support.reporting import (
     FRAME_MM,
     SERIES_UID,
     SOURCE_SOP_UID,

@@ -8,77 +8,29 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
-from pydicom import Dataset, config
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-from pynetdicom import AE
-from sqlalchemy import text
+from pydicom import config
 
 from srservice.demo import send_file
-from tests.orthanc import OrthancServer
-from tests.test_e2e import (
+from tests.support.datasets import SECONDARY_CAPTURE as SC_CLASS
+from tests.support.datasets import US_MULTIFRAME as US_MF_CLASS
+from tests.support.datasets import small_image
+from tests.support.environment import poll
+from tests.support.orthanc import OrthancServer
+from tests.support.service import (
     SR_CLASS,
+    SRSERVICE,
+    PrivateRedis,
     Service,
+    c_store,
     check_outputs_in_orthanc,
-    make_service,
+    instance_count,
+    parent_pid,
     phantom_file,
-    poll,
-    redis_url,
     storescu,
 )
 
-__all__ = ["make_service", "redis_url"]  # fixtures re-used from test_e2e
-
 pytestmark = pytest.mark.timeout(300)
-
-SC_CLASS = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
-US_MF_CLASS = "1.2.840.10008.5.1.4.1.1.3.1"
-
-
-def small_image(sop_class: str, modality: str, sop_uid: str | None = None) -> Dataset:
-    """A tiny valid 8-bit image of ``sop_class`` (hand-made with pydicom)."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
-    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid or generate_uid()
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Modality, ds.PatientID, ds.PatientName = modality, "E2E", "E2E^Test"
-    ds.Rows = ds.Columns = 16
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit, ds.PixelRepresentation = 7, 0
-    if sop_class == US_MF_CLASS:
-        ds.NumberOfFrames = 2
-        ds.FrameIncrementPointer = 0x00181063
-        ds.FrameTime = 33.3
-        ds.PixelData = np.zeros((2, 16, 16), np.uint8).tobytes()
-    else:
-        ds.PixelData = np.zeros((16, 16), np.uint8).tobytes()
-    return ds
-
-
-def c_store(ds: Dataset, port: int, aet: str = "CONSOLE") -> int:
-    """C-STORE ``ds`` with pynetdicom and return the status (-1: no association)."""
-    ae = AE(ae_title=aet)
-    ae.add_requested_context(ds.SOPClassUID, ExplicitVRLittleEndian)
-    assoc = ae.associate("127.0.0.1", port, ae_title="SRSERVICE")
-    if not assoc.is_established:
-        return -1
-    try:
-        status = assoc.send_c_store(ds)
-    finally:
-        assoc.release()
-    return int(status.Status) if status and "Status" in status else -2
-
-
-def instance_count(service: Service, uid: str) -> int:
-    with service.store.engine.connect() as conn:
-        return int(conn.execute(text("SELECT count(*) FROM instances WHERE sop_instance_uid "
-                                     "= :u"), {"u": uid}).scalar_one())
 
 
 def test_access_bad_uid_and_non_ivus(tmp_path: Path,
@@ -161,10 +113,6 @@ def test_worker_sigkill_mid_job_completes_once(tmp_path: Path,
 
 
 def test_demo_command(tmp_path: Path, make_service: Callable[..., Service]) -> None:
-    import subprocess
-
-    from tests.test_e2e import SRSERVICE
-
     service = make_service().start()
     result = subprocess.run([*SRSERVICE, "demo", "--port", str(service.port), "--timeout",
                              "120"], env=service.env, capture_output=True, text=True,
@@ -182,46 +130,6 @@ def test_send_file_helper_rejects_wrong_called_ae(make_service: Callable[..., Se
     with pytest.raises(DeliveryError):
         send_file(src, host="127.0.0.1", port=service.port, aec=f"X{uuid.uuid4().hex[:8]}",
                   aet="CONSOLE")
-
-
-class PrivateRedis:
-    """A redis-server of our own on a free port (the shared one is never restarted)."""
-
-    def __init__(self, root: Path) -> None:
-        from tests.conftest import free_port, require_tool
-
-        self.exe = require_tool("redis-server")
-        self.port = free_port()
-        self.root = root
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> PrivateRedis:
-        import redis
-
-        self.proc = subprocess.Popen([self.exe, "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no", "--dir",
-                                      str(self.root)], stdout=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-
-        def up() -> bool:
-            try:
-                return bool(client.ping())
-            except redis.exceptions.ConnectionError:
-                return False
-
-        poll(up, 20, "redis-server to answer PING")
-        client.close()
-        return self
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.proc = None
 
 
 def test_redis_restart_loses_nothing(tmp_path: Path, make_service: Callable[..., Service],
@@ -243,11 +151,6 @@ def test_redis_restart_loses_nothing(tmp_path: Path, make_service: Callable[...,
         assert len(srs) == 1
     finally:
         redis_server.kill()
-
-
-def parent_pid(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def test_embedded_worker_killed_mid_job(tmp_path: Path,

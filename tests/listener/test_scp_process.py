@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,54 +15,9 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE, _config, evt
 
-from tests.conftest import require_tool
-from tests.scp_support import (
-    US_MULTIFRAME,
-    dataset_bytes,
-    make_dataset,
-    rss_peak_kb,
-    wait_for,
-    write_dataset,
-)
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-class ListenerProcess:
-    """``python -m srservice.scp`` on a free port with its own data directory."""
-
-    def __init__(self, data_dir: Path, **env: str) -> None:
-        self.data_dir = data_dir
-        environ = {**os.environ, "PYTHONPATH": str(ROOT), "SRSERVICE_DATA_DIR": str(data_dir),
-                   "SRSERVICE_HOST": "127.0.0.1", "SRSERVICE_PORT": "0",
-                   "SRSERVICE_MIN_FREE_DISK_MB": "1", "SRSERVICE_LOG_LEVEL": "WARNING", **env}
-        self.proc = subprocess.Popen([sys.executable, "-m", "srservice.scp"], cwd=ROOT,
-                                     env=environ, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()  # bounded by the test timeout
-        assert line.startswith("LISTENING "), f"listener did not start: {line!r}"
-        self.port = int(line.split()[1])
-
-    @property
-    def spool(self) -> Path:
-        return self.data_dir / "spool"
-
-    def finals(self) -> list[Path]:
-        return sorted(p for p in self.spool.glob("*/*.dcm")
-                      if p.parent.name not in {"tmp", "incoming"})
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=30)
-
-
-@pytest.fixture
-def processes() -> Iterator[list[ListenerProcess]]:
-    started: list[ListenerProcess] = []
-    yield started
-    for p in started:
-        p.stop(signal.SIGKILL)
+from tests.support.datasets import US_MULTIFRAME, dataset_bytes, make_dataset, write_dataset
+from tests.support.environment import require_tool, wait_for
+from tests.support.listener import ListenerProcess, rss_peak_kb
 
 
 def _sha(data_path: Path) -> str:
@@ -79,13 +31,13 @@ def _big_file(path: Path, frames: int) -> Path:
     return write_dataset(ds, path)
 
 
-def _send_large_and_measure(tmp_path: Path, processes: list[ListenerProcess],
+def _send_large_and_measure(tmp_path: Path, listener_processes: list[ListenerProcess],
                             frames: int) -> tuple[int, int]:
     storescu = require_tool("storescu")
     source = _big_file(tmp_path / "big.dcm", frames)
     size = source.stat().st_size
     listener = ListenerProcess(tmp_path / "data")
-    processes.append(listener)
+    listener_processes.append(listener)
     before = rss_peak_kb(listener.proc.pid)
     out = subprocess.run([storescu, "-aet", "SENDER", "-aec", "SRSERVICE", "127.0.0.1",
                           str(listener.port), str(source)], capture_output=True, text=True,
@@ -102,16 +54,16 @@ def _send_large_and_measure(tmp_path: Path, processes: list[ListenerProcess],
 
 @pytest.mark.timeout(300)
 def test_large_multiframe_bounded_memory(tmp_path: Path,
-                                         processes: list[ListenerProcess]) -> None:
-    size, growth = _send_large_and_measure(tmp_path, processes, frames=160)  # 40 MiB
+                                         listener_processes: list[ListenerProcess]) -> None:
+    size, growth = _send_large_and_measure(tmp_path, listener_processes, frames=160)  # 40 MiB
     assert growth < size / 2
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_200mb_multiframe_bounded_memory(tmp_path: Path,
-                                         processes: list[ListenerProcess]) -> None:
-    size, growth = _send_large_and_measure(tmp_path, processes, frames=800)  # 200 MiB
+                                         listener_processes: list[ListenerProcess]) -> None:
+    size, growth = _send_large_and_measure(tmp_path, listener_processes, frames=800)  # 200 MiB
     assert size > 200e6
     assert growth < 64 * 2**20
 
@@ -134,25 +86,25 @@ def _slow_send(port: int, path: Path, result: dict[str, Any]) -> None:
 
 @pytest.mark.timeout(180)
 def test_sigkill_mid_transfer_leaves_no_partial_file(
-        tmp_path: Path, processes: list[ListenerProcess],
+        tmp_path: Path, listener_processes: list[ListenerProcess],
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
     source = write_dataset(make_dataset(frames=40, rows=256, cols=256), tmp_path / "src.dcm")
     listener = ListenerProcess(tmp_path / "data")
-    processes.append(listener)
+    listener_processes.append(listener)
     result: dict[str, Any] = {}
     sender = threading.Thread(target=_slow_send, args=(listener.port, source, result))
     sender.start()
     incoming = listener.spool / "incoming"
     assert wait_for(lambda: any(p.stat().st_size > 200_000 for p in incoming.iterdir()),
                     timeout=60)
-    listener.stop(signal.SIGKILL)
+    listener.kill(signal.SIGKILL)
     sender.join(timeout=60)
     assert result.get("status") != 0x0000  # no Success for a killed listener
     assert listener.finals() == []
     assert list(incoming.iterdir()), "expected the crash to leave a partial receive file"
     restarted = ListenerProcess(tmp_path / "data")
-    processes.append(restarted)
+    listener_processes.append(restarted)
     assert list(incoming.iterdir()) == [] and list((restarted.spool / "tmp").iterdir()) == []
     ae = AE(ae_title="SENDER")
     ae.add_requested_context(US_MULTIFRAME, [ExplicitVRLittleEndian])

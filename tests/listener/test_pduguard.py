@@ -19,7 +19,8 @@ from pynetdicom import AE
 from srservice.config import Settings
 from srservice.pduguard import MAX_CONTROL_PDU, PduLimits
 from srservice.scp import start_scp
-from tests.scp_support import US_MULTIFRAME, Recorder, make_dataset, settings_for
+from tests.support.datasets import US_MULTIFRAME, make_dataset
+from tests.support.listener import Recorder, settings_for
 
 pytestmark = [pytest.mark.timeout(60)]
 

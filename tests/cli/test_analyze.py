@@ -15,8 +15,8 @@ import srservice.phantom as phantom
 import srservice.phantom.writer as writer
 from srservice import cli, results
 from srservice.analyze_cmd import JSON_NAME, PDF_NAME, SR_NAME
-from tests.conftest import require_tool
-from tests.test_reporting_support import analysis
+from tests.support.environment import require_tool
+from tests.support.reporting import analysis
 
 FRAME_TYPES = {"frame": int, "lumen_area_mm2": (float, type(None)),
                "eem_area_mm2": (float, type(None)), "eem_mean_diameter_mm": (float, type(None)),
@@ -168,7 +168,7 @@ def test_missing_file_and_no_traceback_in_a_real_process(tmp_path: Path) -> None
     for target in (tmp_path / "missing.dcm", tmp_path):
         res = subprocess.run([sys.executable, "-c", code, "analyze", str(target), "--json"],
                              capture_output=True, text=True, timeout=120, check=False,
-                             cwd=Path(__file__).resolve().parents[1])
+                             cwd=Path(__file__).resolve().parents[2])
         assert res.returncode != 0
         assert "Traceback" not in res.stderr
         assert len(res.stderr.strip().splitlines()) == 1, res.stderr

@@ -26,7 +26,8 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from pydicom.uid import UID
 
-from tests.reliability.support import RawInstance, phantom_part10, same_length_uid
+from tests.support.datasets import US_MULTIFRAME
+from tests.support.reliability import RawInstance, phantom_part10, same_length_uid
 
 #: Base pullbacks: (transfer syntax short name, frames, rows).
 BASES: tuple[tuple[str, int, int], ...] = (
@@ -246,3 +247,13 @@ def make_case(seed: int, number: int) -> FuzzCase:
 def corpus(seed: int, count: int) -> list[FuzzCase]:
     """The first ``count`` cases of the corpus with ``seed``."""
     return [make_case(seed, n) for n in range(count)]
+
+
+#: Seed of the corpus the suite sends (change it only together with the recorded findings).
+SEED = 20261123
+
+
+def contexts() -> list[tuple[str, str]]:
+    """Presentation contexts (US Multi-frame, each transfer syntax of the corpus)."""
+    ts = {base(i).transfer_syntax_uid for i in range(len(BASES))} | set(RELABEL_TS)
+    return [(US_MULTIFRAME, t) for t in sorted(ts)]

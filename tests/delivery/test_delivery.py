@@ -20,8 +20,8 @@ from srservice.errors import DeliveryError
 from srservice.jobs import JobState, JobStore, ReportRecord
 from srservice.outputs import copy_to_outbox, write_job_outputs
 from srservice.pacs import echo, store
-from tests.conftest import free_port
-from tests.orthanc import OrthancServer
+from tests.support.environment import free_port
+from tests.support.orthanc import OrthancServer
 
 PDF_CLASS = "1.2.840.10008.5.1.4.1.1.104.1"
 SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"
@@ -113,7 +113,7 @@ def test_echo_command_against_orthanc(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def reported_job(settings: Settings, jobs: JobStore, destinations: list[str]) -> int:
-    from tests.test_jobs import stored
+    from tests.support.jobs import stored
 
     job_id = jobs.add_instance(stored(generate_uid()), trigger="job").job_id
     assert job_id is not None

@@ -1,5 +1,5 @@
 """Helpers of the reliability suite: phantom pullbacks as raw Part 10 bytes, a C-STORE sender
-that sends those bytes unchanged, spool inspection, child processes, PKI and waiting.
+that sends those bytes unchanged, spool inspection, PKI and process trees.
 
 Everything here talks to the real listener (:func:`srservice.scp.start_scp` or the
 ``python -m srservice.scp`` / ``srservice serve`` processes); nothing is mocked.
@@ -11,27 +11,26 @@ import contextlib
 import hashlib
 import os
 import signal
+import struct
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import UID
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, _config
 
-from srservice.config import Settings, load_settings
+from srservice.config import Settings
+from tests.support.datasets import US_MULTIFRAME
+from tests.support.listener import listener_settings
 
-ROOT = Path(__file__).resolve().parents[2]
-US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
-CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
 RLE = "1.2.840.10008.1.2.5"
@@ -43,16 +42,6 @@ LONG_RUN = os.environ.pop("SRSERVICE_LONG_RUN", "").lower() in {"1", "true", "ye
 The variable is removed from this process's environment once read: it is not a service setting
 and :func:`srservice.config.load_settings` refuses unknown ``SRSERVICE_*`` variables.
 """
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.05) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 # --- datasets as raw bytes -------------------------------------------------------------------
@@ -248,89 +237,11 @@ def finals_for(spool: Path, sop_instance_uid: str) -> list[Path]:
 
 
 def reliability_settings(data_dir: Path, **overrides: Any) -> Settings:
-    """Listener settings on 127.0.0.1, port 0, a private data dir, short timeouts."""
-    values: dict[str, Any] = {
-        "data_dir": data_dir, "host": "127.0.0.1", "port": 0, "min_free_disk_mb": 1,
-        "acse_timeout": 10.0, "dimse_timeout": 30.0, "network_timeout": 30.0,
-        "log_level": "WARNING",
-    }
-    values.update(overrides)
-    return load_settings(**values)
+    """:func:`tests.support.listener.listener_settings` with WARNING logging."""
+    return listener_settings(data_dir, **{"log_level": "WARNING", **overrides})
 
 
 # --- child processes -------------------------------------------------------------------------
-def child_env(**extra: str) -> dict[str, str]:
-    """Environment for child processes: this repo on PYTHONPATH, no inherited SRSERVICE_*."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SRSERVICE_")}
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(extra)
-    return env
-
-
-class ListenerProcess:
-    """``python -m srservice.scp`` (bare listener) as a child process on a free port."""
-
-    def __init__(self, data_dir: Path, **settings: str) -> None:
-        self.data_dir = data_dir
-        env = child_env(SRSERVICE_DATA_DIR=str(data_dir), SRSERVICE_HOST="127.0.0.1",
-                        SRSERVICE_PORT="0", SRSERVICE_MIN_FREE_DISK_MB="1",
-                        SRSERVICE_LOG_LEVEL="WARNING",
-                        **{f"SRSERVICE_{k.upper()}": v for k, v in settings.items()})
-        self.proc = subprocess.Popen([sys.executable, "-m", "srservice.scp"], cwd=ROOT, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True)
-        assert self.proc.stdout is not None
-        line = read_line_with_deadline(self.proc, 60.0)
-        assert line.startswith("LISTENING "), f"listener did not start: {line!r}"
-        self.port = int(line.split()[1])
-
-    @property
-    def spool(self) -> Path:
-        return self.data_dir / "spool"
-
-    @property
-    def pid(self) -> int:
-        return int(self.proc.pid)
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the process (default SIGKILL) and reap it."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=30)
-
-
-def read_line_with_deadline(proc: subprocess.Popen[str], timeout: float) -> str:
-    """Read one stdout line of ``proc`` or return '' after ``timeout`` s / at EOF."""
-    import selectors
-
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    try:
-        if not sel.select(timeout):
-            return ""
-        return proc.stdout.readline()
-    finally:
-        sel.close()
-
-
-def rss_peak_kb(pid: int) -> int:
-    """Peak resident set size (VmHWM) of a Linux process in kB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmHWM in /proc status")
-
-
-def rss_now_kb(pid: int) -> int:
-    """Current resident set size (VmRSS) of a Linux process in kB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc status")
-
-
-# --- PKI with the openssl CLI ------------------------------------------------------------------
 def issue_pki(openssl: str, d: Path) -> dict[str, Path]:
     """CA, server and client certificates signed by the CA, and a self-signed rogue client."""
     def run(*args: str) -> None:
@@ -366,3 +277,45 @@ def chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
     """Split ``items`` into ``n`` nearly equal lists."""
     for i in range(n):
         yield items[i::n]
+
+
+def write_huge(path: Path, total_bytes: int) -> tuple[str, str, int]:
+    """Write a multi-frame US object of about ``total_bytes`` pixel bytes, chunk by chunk.
+
+    Returns (SOP Instance UID, SHA-256 of the data set bytes, file size).
+    """
+    rows = cols = 512
+    frames = max(1, total_bytes // (rows * cols))
+    uid = generate_uid()
+    ds = Dataset()
+    ds.SOPClassUID = US_MULTIFRAME
+    ds.SOPInstanceUID = uid
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.Modality = "IVUS"
+    ds.PatientID = "RELIABILITY"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.NumberOfFrames = frames
+    ds.Rows, ds.Columns = rows, cols
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(US_MULTIFRAME)
+    meta.MediaStorageSOPInstanceUID = UID(uid)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta = meta
+    ds.save_as(path, enforce_file_format=True)
+    head = path.read_bytes()
+    group_length = int.from_bytes(head[140:144], "little")
+    digest = hashlib.sha256(head[144 + group_length:])
+    length = frames * rows * cols
+    element = struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB", 0, length)
+    digest.update(element)
+    frame = (np.arange(rows * cols, dtype=np.uint32) % 251).astype(np.uint8)
+    with path.open("ab") as fh:
+        fh.write(element)
+        for k in range(frames):
+            chunk = np.roll(frame, k).tobytes()
+            digest.update(chunk)
+            fh.write(chunk)
+    return uid, digest.hexdigest(), path.stat().st_size

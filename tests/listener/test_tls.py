@@ -16,8 +16,9 @@ from srservice.config import Settings
 from srservice.errors import ConfigError
 from srservice.scp import start_scp
 from srservice.tlsconfig import client_context, server_context
-from tests.conftest import require_tool
-from tests.scp_support import US_MULTIFRAME, Recorder, make_dataset, settings_for, spool_files
+from tests.support.datasets import US_MULTIFRAME, make_dataset
+from tests.support.environment import require_tool
+from tests.support.listener import Recorder, settings_for, spool_files
 
 pytestmark = pytest.mark.timeout(120)
 

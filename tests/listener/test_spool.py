@@ -15,7 +15,13 @@ from srservice.audit import AuditLog
 from srservice.dicomuid import is_valid_uid, validate_uid
 from srservice.errors import InvalidDicomError, InvalidUIDError, OutOfResourcesError
 from srservice.store import DataSetMismatchError, InstanceMismatchError, Spool
-from tests.scp_support import CT_IMAGE, US_MULTIFRAME, dataset_bytes, make_dataset, write_dataset
+from tests.support.datasets import (
+    CT_IMAGE,
+    US_MULTIFRAME,
+    dataset_bytes,
+    make_dataset,
+    write_dataset,
+)
 
 IMPLICIT = "1.2.840.10008.1.2"
 EXPLICIT = "1.2.840.10008.1.2.1"

@@ -16,18 +16,15 @@ from pynetdicom.association import Association
 from srservice.config import Settings
 from srservice.errors import InvalidDicomError, TransientError
 from srservice.scp import start_scp
-from tests.conftest import require_tool
-from tests.scp_support import (
+from tests.support.datasets import (
     CT_IMAGE,
     US_MULTIFRAME,
-    Recorder,
     dataset_bytes,
-    leftovers,
     make_dataset,
-    settings_for,
-    spool_files,
     write_dataset,
 )
+from tests.support.environment import require_tool
+from tests.support.listener import Recorder, leftovers, settings_for, spool_files
 
 pytestmark = [pytest.mark.timeout(120),
               pytest.mark.filterwarnings("ignore:Invalid value for VR UI")]

@@ -1,7 +1,7 @@
 """The whole service for load and fault tests: objects to send, concurrent senders, and the
 ledger that counts lost and duplicated reports.
 
-Processes are the jobs helper's e2e harness (:class:`tests.test_e2e.Service`: ``srservice
+Processes are the e2e harness (:class:`tests.support.service.Service`: ``srservice
 serve`` on a free port, ``srservice worker`` processes, Orthanc as the PACS).
 """
 
@@ -21,18 +21,16 @@ from pydicom.filewriter import write_dataset
 from pydicom.uid import generate_uid
 from sqlalchemy import text
 
-from tests.reliability.support import (
+from tests.support.datasets import SECONDARY_CAPTURE, US_MULTIFRAME, small_image
+from tests.support.reliability import (
     EXPLICIT_LE,
-    SECONDARY_CAPTURE,
-    US_MULTIFRAME,
     RawInstance,
     Sender,
     finals_for,
     sha256_of_stored,
     split_part10,
 )
-from tests.test_e2e import SR_CLASS, Service
-from tests.test_e2e_faults import small_image
+from tests.support.service import SR_CLASS, Service
 
 CONTEXTS = [(US_MULTIFRAME, EXPLICIT_LE), (SECONDARY_CAPTURE, EXPLICIT_LE)]
 TERMINAL = ("delivered", "failed", "dead")

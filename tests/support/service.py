@@ -1,78 +1,30 @@
-"""End-to-end: real `srservice serve` and worker processes, DCMTK storescu, Orthanc as the PACS.
-
-Redis db index != 0 (flushed by the test) as the broker, PostgreSQL (a schema per test) or
-SQLite as the job store; the embedded defaults (filesystem broker, SQLite, outbox) too.
-"""
+"""The whole service as processes: ``srservice serve`` on a free port, ``srservice worker``
+processes, a private Redis, DCMTK storescu as the sender and Orthanc as the PACS."""
 
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pydicom import Dataset, dcmread
+from pydicom.uid import Comprehensive3DSRStorage, EncapsulatedPDFStorage, ExplicitVRLittleEndian
+from pynetdicom import AE
+from sqlalchemy import text
 
 from srservice.jobs import JobStore, JobView
-from tests.conftest import free_port, missing, require_tool
-from tests.orthanc import OrthancServer
+from tests.support.environment import ROOT, free_port, poll, require_tool
+from tests.support.orthanc import OrthancServer
 
-ROOT = Path(__file__).resolve().parents[1]
 SRSERVICE = [sys.executable, "-m", "srservice.cli"]
-REDIS_URL = "redis://127.0.0.1:6379"
-SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
-PDF_CLASS = "1.2.840.10008.5.1.4.1.1.104.1"  # Encapsulated PDF
-
-pytestmark = pytest.mark.timeout(300)
-
-
-# ----------------------------------------------------------------------------- helpers
-def poll(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Return ``predicate()`` once truthy; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def redis_db() -> Iterator[str]:
-    """Yield a Redis URL on a random db index 1-15, flushed before and after."""
-    import redis
-
-    index = random.randint(1, 15)
-    client = redis.Redis.from_url(f"{REDIS_URL}/{index}")
-    try:
-        client.flushdb()
-    except redis.exceptions.ConnectionError as exc:
-        missing(f"Redis at 127.0.0.1:6379 not reachable: {exc}")
-    try:
-        yield f"{REDIS_URL}/{index}"
-    finally:
-        client.flushdb()
-        client.close()
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    yield from redis_db()
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    from tests.test_jobs import pg_schema_url
-
-    yield from pg_schema_url()
+SR_CLASS = Comprehensive3DSRStorage
+PDF_CLASS = EncapsulatedPDFStorage
 
 
 class Proc:
@@ -187,20 +139,6 @@ class Service:
             self._store.dispose()
 
 
-@pytest.fixture
-def make_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
-    started: list[Service] = []
-
-    def make(**settings: str) -> Service:
-        service = Service(tmp_path, **settings)
-        started.append(service)
-        return service
-
-    yield make
-    for s in started:
-        s.stop()
-
-
 def phantom_file(directory: Path) -> tuple[Path, str, int]:
     """Write the demo phantom pullback; return (path, SOP Instance UID, expected score)."""
     from srservice.demo import demo_case
@@ -263,37 +201,65 @@ def check_outputs_in_orthanc(orthanc: OrthancServer, src: Path, expected: int | 
     return sr
 
 
-# ----------------------------------------------------------------------------- tests
-def test_redis_postgres_workers_orthanc(tmp_path: Path, make_service: Callable[..., Service],
-                                        redis_url: str, pg_url: str,
-                                        orthanc: OrthancServer) -> None:
-    """Multi-host shape: Redis broker, PostgreSQL store, separate worker, Orthanc PACS."""
-    service = make_service(broker_url=redis_url, database_url=pg_url,
-                           destinations=orthanc.destination, embedded_worker="false").start()
-    service.start_worker()
-    src, uid, expected = phantom_file(tmp_path)
-    sent = storescu(src, service.port)
-    assert sent.returncode == 0, sent.stderr
-    job = service.wait_job(uid, ("delivered", "failed", "dead"))
-    assert job.state == "delivered", (job.reason, service.logs())
-    check_outputs_in_orthanc(orthanc, src, expected)
-    assert job.score_total == expected
-    # resending the same bytes is idempotent: no second job
-    assert storescu(src, service.port).returncode == 0
-    time.sleep(1.0)
-    assert len(service.jobs(uid)) == 1
+def c_store(ds: Dataset, port: int, aet: str = "CONSOLE") -> int:
+    """C-STORE ``ds`` with pynetdicom and return the status (-1: no association)."""
+    ae = AE(ae_title=aet)
+    ae.add_requested_context(ds.SOPClassUID, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", port, ae_title="SRSERVICE")
+    if not assoc.is_established:
+        return -1
+    try:
+        status = assoc.send_c_store(ds)
+    finally:
+        assoc.release()
+    return int(status.Status) if status and "Status" in status else -2
 
 
-def test_embedded_defaults_outbox(tmp_path: Path, make_service: Callable[..., Service]) -> None:
-    """Filesystem broker, SQLite, embedded workers, outbox."""
-    service = make_service().start()
-    src, uid, expected = phantom_file(tmp_path)
-    sent = storescu(src, service.port)
-    assert sent.returncode == 0, sent.stderr
-    job = service.wait_job(uid, ("delivered", "failed", "dead"))
-    assert job.state == "delivered", (job.reason, service.logs())
-    entry = service.data_dir / "outbox" / f"job-{job.id}"
-    sr = dcmread(entry / "sr.dcm")
-    assert sr.SOPClassUID == SR_CLASS and (entry / "pdf.dcm").is_file()
-    assert sr_score(sr) == expected
-    assert not [p for p in (service.data_dir / "outbox").iterdir() if p.name.startswith(".")]
+def instance_count(service: Service, uid: str) -> int:
+    """Rows in the job store's instance table for one SOP Instance UID."""
+    with service.store.engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM instances WHERE sop_instance_uid "
+                                     "= :u"), {"u": uid}).scalar_one())
+
+
+class PrivateRedis:
+    """A redis-server of our own on a free port (the shared one is never restarted)."""
+
+    def __init__(self, root: Path) -> None:
+        self.exe = require_tool("redis-server")
+        self.port = free_port()
+        self.root = root
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> PrivateRedis:
+        import redis
+
+        self.proc = subprocess.Popen([self.exe, "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir",
+                                      str(self.root)], stdout=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+
+        def up() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.exceptions.ConnectionError:
+                return False
+
+        poll(up, 20, "redis-server to answer PING")
+        client.close()
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+
+def parent_pid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])

@@ -1,6 +1,6 @@
 """Child process of the fuzz test: run the analysis entry point over many files.
 
-``python -m tests.reliability.analysis_runner FILE...`` (or ``--dir DIR``) prints, per file,
+``python -m tests.support.analysis_runner FILE...`` (or ``--dir DIR``) prints, per file,
 ``START <name>`` before and ``END <name> <outcome> <seconds> <reason>`` after
 :func:`srservice.dicomio.load_pullback` + :func:`srservice.analysis.pipeline.analyze_pullback`.
 The parent enforces a per-file deadline on the lines (a missing END is a hang) and restarts

@@ -1,0 +1,154 @@
+"""Helpers for the listener tests: settings, a recording ``on_stored`` callback, spool
+inspection, and the bare listener as a child process."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from srservice.config import Settings, load_settings
+from srservice.store import StoredInstance
+from tests.support.environment import ROOT
+
+
+def listener_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Listener settings on 127.0.0.1, any free port, ``data_dir``, small timeouts."""
+    values: dict[str, Any] = {
+        "data_dir": data_dir, "host": "127.0.0.1", "port": 0,
+        "min_free_disk_mb": 1, "acse_timeout": 10.0, "dimse_timeout": 30.0,
+        "network_timeout": 30.0,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
+    """:func:`listener_settings` with the data directory ``tmp_path / "data"``."""
+    return listener_settings(tmp_path / "data", **overrides)
+
+
+class Recorder:
+    """on_stored callback recording calls; optionally raising a given exception."""
+
+    def __init__(self, raise_exc: BaseException | None = None) -> None:
+        self.calls: list[StoredInstance] = []
+        self.raise_exc = raise_exc
+        self._lock = threading.Lock()
+
+    def __call__(self, instance: StoredInstance) -> None:
+        with self._lock:
+            self.calls.append(instance)
+        if self.raise_exc is not None:
+            raise self.raise_exc
+
+
+def spool_files(settings: Settings) -> list[Path]:
+    """Every final .dcm file in the spool (not tmp/incoming)."""
+    root = settings.spool_dir
+    return sorted(p for p in root.glob("*/*.dcm") if p.parent.name not in {"tmp", "incoming"})
+
+
+def leftovers(settings: Settings) -> list[Path]:
+    """Files in the spool's tmp and incoming directories."""
+    out: list[Path] = []
+    for name in ("tmp", "incoming"):
+        d = settings.spool_dir / name
+        if d.is_dir():
+            out.extend(d.iterdir())
+    return out
+
+
+def rss_peak_kb(pid: int) -> int:
+    """Peak resident set size (VmHWM) of a process in kB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM")
+
+
+def rss_now_kb(pid: int) -> int:
+    """Current resident set size (VmRSS) of a process in kB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment for child processes: this repo on PYTHONPATH, no inherited SRSERVICE_*."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SRSERVICE_")}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+def read_line_with_deadline(proc: subprocess.Popen[str], timeout: float) -> str:
+    """Read one stdout line of ``proc`` or return '' after ``timeout`` s / at EOF."""
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    try:
+        if not sel.select(timeout):
+            return ""
+        return proc.stdout.readline()
+    finally:
+        sel.close()
+
+
+class ListenerProcess:
+    """``python -m srservice.scp`` (bare listener) as a child process on a free port."""
+
+    def __init__(self, data_dir: Path, **settings: str) -> None:
+        self.data_dir = data_dir
+        env = child_env(SRSERVICE_DATA_DIR=str(data_dir), SRSERVICE_HOST="127.0.0.1",
+                        SRSERVICE_PORT="0", SRSERVICE_MIN_FREE_DISK_MB="1",
+                        SRSERVICE_LOG_LEVEL="WARNING",
+                        **{f"SRSERVICE_{k.upper()}": v for k, v in settings.items()})
+        self.proc = subprocess.Popen([sys.executable, "-m", "srservice.scp"], cwd=ROOT, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
+        line = read_line_with_deadline(self.proc, 60.0)
+        assert line.startswith("LISTENING "), f"listener did not start: {line!r}"
+        self.port = int(line.split()[1])
+
+    @property
+    def spool(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def pid(self) -> int:
+        return int(self.proc.pid)
+
+    def finals(self) -> list[Path]:
+        """Every published instance file in the spool (not tmp/incoming)."""
+        return sorted(p for p in self.spool.glob("*/*.dcm")
+                      if p.parent.name not in {"tmp", "incoming"})
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the process (default SIGKILL) and reap it."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+
+
+class RunningScp:
+    """An in-process listener started with :func:`srservice.scp.start_scp`."""
+
+    def __init__(self, settings: Settings, callback: Recorder, server: Any) -> None:
+        self.settings = settings
+        self.callback = callback
+        self.server = server
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    @property
+    def spool(self) -> Path:
+        return self.settings.spool_dir
