@@ -18,11 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from srservice.config import Settings
-from srservice.errors import SrServiceError
-
-
-class OutputWriteError(SrServiceError):
-    """The output directory or a file in it cannot be written (permissions, disk)."""
+from srservice.errors import OutputWriteError
 
 SR_NAME = "sr.dcm"
 PDF_NAME = "report-pdf.dcm"
@@ -64,7 +60,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """
     from srservice.analysis.pipeline import analyze_pullback
     from srservice.dicomio import load_pullback
-    from srservice.outputs import atomic_write, dataset_bytes
+    from srservice.durable import atomic_write
+    from srservice.outputs import dataset_bytes
     from srservice.reporting import produce_outputs
     from srservice.results import analysis_json
 

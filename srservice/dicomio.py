@@ -1,8 +1,9 @@
 """The project's only DICOM pixel reader: IVUS pullback -> :class:`Pullback`.
 
-Accepts Ultrasound Multi-frame Image Storage (1.2.840.10008.5.1.4.1.1.3.1) and Ultrasound
-Image Storage (1.2.840.10008.5.1.4.1.1.6.1, one frame) in every transfer syntax pydicom 3 can
-decode with the installed plugins (native, RLE, JPEG Baseline/Lossless, JPEG-LS, JPEG 2000).
+Accepts the classes of :data:`srservice.sopclasses.ANALYSED` (Ultrasound Multi-frame Image
+Storage, Ultrasound Image Storage with one frame, and their retired predecessors) in every
+transfer syntax pydicom 3 can decode with the installed plugins (native, RLE, JPEG
+Baseline/Lossless, JPEG-LS, JPEG 2000).
 
 - Grey output: MONOCHROME1 is inverted; RGB / YBR are converted to RGB by pydicom and then to
   luma (ITU-R BT.601: 0.299 R + 0.587 G + 0.114 B); more than 8 bits stored are scaled to 8
@@ -35,14 +36,10 @@ from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.utils import iter_pixels
 from pydicom.uid import UID
 
+from srservice import sopclasses
 from srservice.analysis.types import Pullback
 from srservice.errors import InvalidDicomError
 
-#: SOP classes accepted (PS3.4 B.5): Ultrasound Multi-frame and Ultrasound Image Storage.
-ACCEPTED_SOP_CLASSES = {
-    "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame Image Storage",
-    "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound Image Storage",
-}
 #: Sanity limits against absurd headers.
 MAX_FRAMES = 20000
 MAX_DIMENSION = 4096
@@ -456,8 +453,8 @@ def _load(
     ds, path = _read(source)
     notes: list[str] = []
     sop_class = str(ds.get("SOPClassUID", ""))
-    if sop_class not in ACCEPTED_SOP_CLASSES:
-        name = UID(sop_class).name if sop_class else "missing"
+    if sop_class not in sopclasses.ANALYSED:
+        name = sopclasses.name(sop_class) if sop_class else "missing"
         raise _fail(f"unsupported SOP Class {name} ({sop_class}); expected Ultrasound "
                     "Multi-frame Image Storage or Ultrasound Image Storage")
     sop_uid = str(ds.get("SOPInstanceUID", "")).strip()

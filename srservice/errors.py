@@ -51,6 +51,21 @@ class InvalidUIDError(InvalidDicomError):
     dimse_status = 0xC211
 
 
+class InstanceMismatchError(InvalidDicomError):
+    """The data set's SOP Instance UID differs from the command's Affected SOP Instance UID.
+
+    Status 0xC212 ("Cannot understand" range, PS3.4 Table B.2-1).
+    """
+
+    dimse_status = 0xC212
+
+
+class DataSetMismatchError(InvalidDicomError):
+    """The data set's SOP Class UID differs from the command's (PS3.4 B.2.3 status 0xA900)."""
+
+    dimse_status = 0xA900
+
+
 class UnsupportedObjectError(SrServiceError):
     """The SOP Class is not one the service accepts (PS3.4 status 0x0122, refused SOP class)."""
 
@@ -66,6 +81,29 @@ class OutOfResourcesError(SrServiceError):
 
 class NotAssessableError(SrServiceError):
     """The pullback cannot be analysed at all (no frames, not greyscale-convertible, ...)."""
+
+
+class OutputWriteError(SrServiceError):
+    """An output directory or a file in it cannot be written (permissions, disk)."""
+
+
+class PduRefusedError(SrServiceError):
+    """The listener refuses a PDU (too long, or not complete within its deadline).
+
+    The association is aborted (A-ABORT, source service provider, PS3.8 Table 9-26) with
+    :attr:`diagnostic` as the reason; the error never leaves the listener's PDU reader.
+
+    Parameters
+    ----------
+    message : str
+        What was wrong, for the audit record.
+    diagnostic : int
+        A-ABORT reason/diagnostic (PS3.8 Table 9-26), e.g. 0x06 "invalid-PDU-parameter value".
+    """
+
+    def __init__(self, message: str, diagnostic: int) -> None:
+        super().__init__(message)
+        self.diagnostic = diagnostic
 
 
 class TransientError(SrServiceError):

@@ -26,19 +26,13 @@ from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from srservice import sopclasses
 from srservice.config import Settings
 from srservice.errors import TransientError, reason_for
 from srservice.jobs import JobStore
 from srservice.store import StoredInstance
 
 LOGGER = logging.getLogger(__name__)
-
-US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
-US_IMAGE = "1.2.840.10008.5.1.4.1.1.6.1"
-US_MULTIFRAME_RETIRED = "1.2.840.10008.5.1.4.1.1.3"
-US_IMAGE_RETIRED = "1.2.840.10008.5.1.4.1.1.6"
-MULTIFRAME_CLASSES = frozenset({US_MULTIFRAME, US_MULTIFRAME_RETIRED})
-SINGLE_FRAME_CLASSES = frozenset({US_IMAGE, US_IMAGE_RETIRED})
 
 
 class Enqueuer(Protocol):
@@ -57,10 +51,10 @@ def trigger_for(stored: StoredInstance) -> str:
     """Return ``"job"``, ``"series"`` or ``"none"`` for a stored instance (module docstring)."""
     if stored.modality.strip().upper() != "IVUS":
         return "none"
-    if stored.sop_class_uid in MULTIFRAME_CLASSES or (
-            stored.sop_class_uid in SINGLE_FRAME_CLASSES and stored.number_of_frames > 1):
+    if stored.sop_class_uid in sopclasses.MULTI_FRAME_IVUS or (
+            stored.sop_class_uid in sopclasses.SINGLE_FRAME_IVUS and stored.number_of_frames > 1):
         return "job"
-    if stored.sop_class_uid in SINGLE_FRAME_CLASSES:
+    if stored.sop_class_uid in sopclasses.SINGLE_FRAME_IVUS:
         return "series"
     return "none"
 

@@ -24,6 +24,8 @@ from typing import Any
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset
 
+from srservice.durable import atomic_write, fsync_dir, fsync_file
+
 SR_NAME = "sr.dcm"
 PDF_NAME = "pdf.dcm"
 SUMMARY_NAME = "summary.json"
@@ -39,31 +41,6 @@ class WrittenOutputs:
     summary_path: Path
     sr_sop_instance_uid: str
     pdf_sop_instance_uid: str
-
-
-def fsync_dir(path: Path) -> None:
-    """``fsync`` a directory so a rename in it is durable (POSIX)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file + fsync + ``os.replace`` + dir fsync)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
 
 
 def dataset_bytes(ds: Dataset) -> bytes:
@@ -101,8 +78,7 @@ def copy_to_outbox(outbox: Path, job_id: int, files: list[Path]) -> Path:
         for src in files:
             with src.open("rb") as fin, (tmp / src.name).open("wb") as fout:
                 shutil.copyfileobj(fin, fout)
-                fout.flush()
-                os.fsync(fout.fileno())
+                fsync_file(fout)
         fsync_dir(tmp)
         try:
             os.rename(tmp, final)

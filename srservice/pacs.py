@@ -18,13 +18,11 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 
+from srservice import sopclasses
 from srservice.config import Destination, Settings
 from srservice.errors import ConfigError, DeliveryError
 
 LOGGER = logging.getLogger(__name__)
-
-#: Verification SOP Class (PS3.4 Annex A).
-VERIFICATION = "1.2.840.10008.1.1"
 
 #: C-STORE statuses meaning "stored" (PS3.4 Table B.2-1: Success and the Warning statuses).
 STORED_STATUSES = frozenset({0x0000, 0xB000, 0xB006, 0xB007})
@@ -71,7 +69,7 @@ def echo(dest: Destination, settings: Settings) -> int:
         The association could not be established or no response came back.
     """
     ae = _ae(settings)
-    ae.add_requested_context(VERIFICATION)
+    ae.add_requested_context(sopclasses.VERIFICATION)
     assoc = _associate(ae, dest, settings)
     try:
         status = assoc.send_c_echo()

@@ -37,6 +37,7 @@ from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 
 from srservice.audit import AuditLog
+from srservice.errors import PduRefusedError
 
 LOGGER = logging.getLogger(__name__)
 
@@ -84,10 +85,6 @@ _ORIGINAL_READ: Any = DULServiceProvider.__dict__["_read_pdu_data"]
 _LOCK = threading.Lock()
 
 
-class _PduRefusedError(Exception):
-    """The PDU read ended the connection (reason in ``args[0]``)."""
-
-
 def guard_ae(ae: AE, limits: PduLimits) -> None:
     """Apply ``limits`` to every association of ``ae`` (installs the hook once)."""
     with _LOCK:
@@ -122,11 +119,11 @@ def _read_pdu_data(dul: DULServiceProvider) -> None:
             return
         cap = limits.max_length(pdu_type)
         if cap is not None and length > cap:
-            raise _PduRefusedError(f"PDU type 0x{pdu_type:02X} announces {length} bytes, "
+            raise PduRefusedError(f"PDU type 0x{pdu_type:02X} announces {length} bytes, "
                                    f"more than the {cap} accepted", _ABORT_INVALID_PARAMETER)
         body = _recv_exact(raw, length, start + timeout + length / MIN_PDU_RATE)
-    except _PduRefusedError as exc:
-        _abort(dul, limits, str(exc.args[0]), int(exc.args[1]))
+    except PduRefusedError as exc:
+        _abort(dul, limits, str(exc), exc.diagnostic)
         return
     except OSError as exc:  # reset by the peer, TLS errors
         LOGGER.info("connection lost while reading a PDU: %s", exc)
@@ -153,7 +150,7 @@ def _recv_exact(raw: socket.socket, count: int, deadline: float) -> bytearray:
         while len(data) < count:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise _PduRefusedError(f"PDU not complete within its deadline ({len(data)} "
+                raise PduRefusedError(f"PDU not complete within its deadline ({len(data)} "
                                        f"of {count} bytes)", _ABORT_NOT_SPECIFIED)
             raw.settimeout(remaining if idle is None else min(remaining, idle))
             try:
@@ -161,7 +158,7 @@ def _recv_exact(raw: socket.socket, count: int, deadline: float) -> bytearray:
             except TimeoutError as exc:
                 what = ("not complete within its deadline" if time.monotonic() >= deadline
                         else "silent for the network timeout")
-                raise _PduRefusedError(f"PDU {what} ({len(data)} of {count} bytes)",
+                raise PduRefusedError(f"PDU {what} ({len(data)} of {count} bytes)",
                                        _ABORT_NOT_SPECIFIED) from exc
             if not chunk:
                 break

@@ -8,7 +8,8 @@ Behaviour (details and status table in ``docs/conformance.md``):
   (2-3-2 "local-limit-exceeded").
 - Storage: every storage SOP class is negotiated (pynetdicom's unrestricted storage
   service, which accepts the first transfer syntax proposed, so data is stored as received);
-  :data:`ANALYSED_SOP_CLASSES` are always stored; the others follow ``non_ivus_policy``.
+  :data:`srservice.sopclasses.ALWAYS_STORED` are always stored; the others follow
+  ``non_ivus_policy``.
 - The data set is received chunk by chunk to ``<spool>/incoming`` (bounded memory), checked,
   written as a Part 10 file and published atomically by :class:`srservice.store.Spool`, then
   ``on_stored`` runs, and only then is Success answered. No exception leaves the handler:
@@ -38,6 +39,7 @@ from pynetdicom.dul import DULServiceProvider
 from pynetdicom.events import Event
 from pynetdicom.transport import ThreadedAssociationServer
 
+from srservice import sopclasses
 from srservice.audit import AuditLog
 from srservice.config import Settings
 from srservice.errors import (
@@ -55,20 +57,9 @@ LOGGER = logging.getLogger(__name__)
 
 OnStored = Callable[[StoredInstance], None]
 
-#: SOP classes always stored and handed to ``on_stored``: Ultrasound Multi-frame Image and
-#: Ultrasound Image Storage (IVUS, PS3.3 A.7/A.6), their retired predecessors, and both
-#: Intravascular OCT Image Storage classes (PS3.3 A.66), stored now and analysed later.
-ANALYSED_SOP_CLASSES: frozenset[str] = frozenset({
-    "1.2.840.10008.5.1.4.1.1.3.1",  # Ultrasound Multi-frame Image Storage
-    "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image Storage
-    "1.2.840.10008.5.1.4.1.1.3",  # Ultrasound Multi-frame Image Storage (Retired)
-    "1.2.840.10008.5.1.4.1.1.6",  # Ultrasound Image Storage (Retired)
-    "1.2.840.10008.5.1.4.1.1.14.1",  # Intravascular OCT Image Storage - For Presentation
-    "1.2.840.10008.5.1.4.1.1.14.2",  # Intravascular OCT Image Storage - For Processing
-})
-
-#: Transfer syntaxes listed for the analysed classes (PS3.5 Section 10 and Annex A). With the
-#: unrestricted storage service pynetdicom accepts whichever one the sender proposes first.
+#: Transfer syntaxes listed for the always-stored classes (PS3.5 Section 10 and Annex A).
+#: With the unrestricted storage service pynetdicom accepts whichever one the sender proposes
+#: first.
 TRANSFER_SYNTAXES: tuple[str, ...] = (
     tsuid.ExplicitVRLittleEndian, tsuid.ImplicitVRLittleEndian,
     tsuid.DeflatedExplicitVRLittleEndian, tsuid.ExplicitVRBigEndian,
@@ -76,9 +67,6 @@ TRANSFER_SYNTAXES: tuple[str, ...] = (
     tsuid.JPEGLSLossless, tsuid.JPEGLSNearLossless, tsuid.JPEG2000Lossless, tsuid.JPEG2000,
     tsuid.RLELossless, tsuid.HTJ2KLossless, tsuid.HTJ2KLosslessRPCL, tsuid.HTJ2K,
 )
-
-#: Verification SOP Class (PS3.4 Annex A).
-VERIFICATION = "1.2.840.10008.1.1"
 
 # A-ASSOCIATE-RJ (result, source, reason), PS3.8 Table 9-21.
 _RJ_CALLING_AE = (0x01, 0x01, 0x03)
@@ -349,7 +337,7 @@ class Listener:
 
     def _store(self, event: Event, sop_class: str, sop_instance: str, calling: str,
                called: str, host: str) -> StoredInstance | None:
-        if sop_class not in ANALYSED_SOP_CLASSES:
+        if sop_class not in sopclasses.ALWAYS_STORED:
             policy = self.settings.non_ivus_policy
             if policy == "reject":
                 raise UnsupportedObjectError(f"SOP Class {_shown_uid(sop_class)} is not "
@@ -382,8 +370,8 @@ def build_ae(settings: Settings) -> AE:
     ae.network_timeout = settings.network_timeout
     ae.maximum_pdu_size = settings.max_pdu
     ae.require_called_aet = False  # checked in Listener.on_requested, with an audit record
-    ae.add_supported_context(VERIFICATION)
-    for sop_class in sorted(ANALYSED_SOP_CLASSES):
+    ae.add_supported_context(sopclasses.VERIFICATION)
+    for sop_class in sorted(sopclasses.ALWAYS_STORED):
         ae.add_supported_context(sop_class, list(TRANSFER_SYNTAXES))
     return ae
 

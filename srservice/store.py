@@ -38,7 +38,13 @@ from pydicom.uid import UID
 
 from srservice import __version__
 from srservice.dicomuid import validate_uid
-from srservice.errors import InvalidDicomError, OutOfResourcesError
+from srservice.durable import fsync_dir, fsync_file
+from srservice.errors import (
+    DataSetMismatchError,
+    InstanceMismatchError,
+    InvalidDicomError,
+    OutOfResourcesError,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -50,21 +56,6 @@ IMPLEMENTATION_VERSION_NAME = f"SRSERVICE_{__version__}"[:16]
 
 _CHUNK = 1 << 20
 _DEFER_SIZE = 64 * 1024
-
-
-class DataSetMismatchError(InvalidDicomError):
-    """The data set's SOP Class UID differs from the command's (PS3.4 B.2.3 status 0xA900)."""
-
-    dimse_status = 0xA900
-
-
-class InstanceMismatchError(InvalidDicomError):
-    """The data set's SOP Instance UID differs from the command's Affected SOP Instance UID.
-
-    Status 0xC212 ("Cannot understand" range, PS3.4 Table B.2-1).
-    """
-
-    dimse_status = 0xC212
 
 
 @dataclass(frozen=True)
@@ -98,14 +89,6 @@ class _Header:
     series_instance_uid: str
     modality: str
     number_of_frames: int
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _part10_dataset_offset(fh: BinaryIO) -> int:
@@ -358,7 +341,7 @@ class Spool:
             directory = self.instance_dir(sop_instance_uid)
             if not directory.is_dir():
                 directory.mkdir(exist_ok=True)
-                _fsync_dir(self.root)
+                fsync_dir(self.root)
             final = directory / f"{sop_instance_uid}.{name_hash[:16]}.dcm"
             self._publish(tmp, final)
         except OSError as exc:
@@ -391,8 +374,7 @@ class Spool:
                 name_hash.update(chunk)
                 dst.write(chunk)
                 size += len(chunk)
-            dst.flush()
-            os.fsync(dst.fileno())
+            fsync_file(dst)
         return data_hash.hexdigest(), name_hash.hexdigest(), size
 
     @staticmethod
@@ -411,4 +393,4 @@ class Spool:
             if final.exists():
                 return
             os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)

@@ -12,9 +12,12 @@ from pydicom.uid import CTImageStorage, UltrasoundImageStorage
 
 from srservice.dicomio import load_pullback
 from srservice.errors import InvalidDicomError
+from srservice.intake import trigger_for
 from srservice.phantom import PhantomCase, small_case
 from srservice.phantom.writer import build_dataset, write_pullback
+from srservice.sopclasses import MULTI_FRAME_IVUS, SINGLE_FRAME_IVUS
 from tests.support.environment import require_tool
+from tests.support.jobs import stored
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +249,19 @@ def test_unsupported_sop_class(case: PhantomCase) -> None:
     ds.SOPClassUID = CTImageStorage
     with pytest.raises(InvalidDicomError, match="unsupported SOP Class"):
         load_pullback(ds)
+
+
+@pytest.mark.parametrize("sop_class", sorted(MULTI_FRAME_IVUS | SINGLE_FRAME_IVUS))
+def test_every_class_that_gets_a_job_is_loaded(case: PhantomCase, sop_class: str) -> None:
+    """One SOP-class table: a class the intake makes a job for is one the loader decodes
+    (a retired Ultrasound Multi-frame instance used to get a job that failed)."""
+    ds = build_dataset(case)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+    if sop_class in SINGLE_FRAME_IVUS:
+        ds.NumberOfFrames = 1
+        ds.PixelData = case.frames[0].tobytes()
+    assert trigger_for(stored(cls=sop_class, frames=int(ds.NumberOfFrames))) != "none"
+    assert load_pullback(ds).pullback.frame_count == int(ds.NumberOfFrames)
 
 
 def test_error_messages_are_one_line(case: PhantomCase, tmp_path: Path) -> None:

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
-from pydicom.uid import UltrasoundImageStorage
 
-from srservice import ALGORITHM_NAME, ALGORITHM_VERSION
+from srservice import ALGORITHM_NAME, ALGORITHM_VERSION, sopclasses
 from srservice.analysis.types import PullbackAnalysis
 from srservice.reporting.pdf import DOCUMENT_TITLE, build_pdf_dataset
 from srservice.reporting.plots import PageHeader, render_pdf
@@ -132,7 +131,7 @@ def _frame_headers(loaded: LoadedLike) -> tuple[Dataset, ...]:
     if not uids:
         # One single-frame instance (Ultrasound Image Storage has no Multi-frame module,
         # PS3.3 A.6): reference it without a frame number too.
-        single = loaded.header.get("SOPClassUID") == UltrasoundImageStorage
+        single = loaded.header.get("SOPClassUID") in sopclasses.SINGLE_FRAME_IVUS
         return (loaded.header,) if single else ()
     if loaded.frame_headers:
         if [str(h.SOPInstanceUID) for h in loaded.frame_headers] != list(uids):

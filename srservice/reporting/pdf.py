@@ -1,4 +1,4 @@
-"""Encapsulated PDF Storage (1.2.840.10008.5.1.4.1.1.104.1) in the source study.
+"""Encapsulated PDF Storage (:data:`srservice.sopclasses.REPORT_PDF`) in the source study.
 
 IOD: PS3.3 A.45.1 (Encapsulated PDF): Patient and General Study modules copied from the
 source; Encapsulated Document Series (Modality DOC); General Equipment; SC Equipment
@@ -16,11 +16,10 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     UID,
-    EncapsulatedPDFStorage,
     ExplicitVRLittleEndian,
 )
 
-from srservice import ALGORITHM_NAME, ALGORITHM_VERSION
+from srservice import ALGORITHM_NAME, ALGORITHM_VERSION, sopclasses
 from srservice.reporting.uids import derived_uid, output_version
 
 PDF_SERIES_NUMBER = 991
@@ -69,7 +68,7 @@ def build_pdf_dataset(header: Dataset, pdf_bytes: bytes,
     for kw in TYPE2:
         if kw not in ds:
             setattr(ds, kw, None)
-    ds.SOPClassUID = EncapsulatedPDFStorage
+    ds.SOPClassUID = sopclasses.REPORT_PDF
     ds.SOPInstanceUID = sop_uid
     ds.InstanceCreationDate = now.strftime("%Y%m%d")
     ds.InstanceCreationTime = now.strftime("%H%M%S")
@@ -103,7 +102,7 @@ def build_pdf_dataset(header: Dataset, pdf_bytes: bytes,
     ds.EncapsulatedDocumentLength = len(pdf_bytes)
     ds.EncapsulatedDocument = pdf_bytes + (b"\0" if len(pdf_bytes) % 2 else b"")
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = EncapsulatedPDFStorage
+    meta.MediaStorageSOPClassUID = sopclasses.REPORT_PDF
     meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID

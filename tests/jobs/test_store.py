@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydicom.uid import UltrasoundImageStorage as US_IMAGE
 
 from srservice.errors import TransientError
-from srservice.intake import US_IMAGE, make_on_stored, trigger_for
+from srservice.intake import make_on_stored, trigger_for
 from srservice.jobs import (
     MAX_ANALYSIS_ATTEMPTS,
     Claim,

@@ -13,8 +13,14 @@ from pydicom import dcmread
 
 from srservice.audit import AuditLog
 from srservice.dicomuid import is_valid_uid, validate_uid
-from srservice.errors import InvalidDicomError, InvalidUIDError, OutOfResourcesError
-from srservice.store import DataSetMismatchError, InstanceMismatchError, Spool
+from srservice.errors import (
+    DataSetMismatchError,
+    InstanceMismatchError,
+    InvalidDicomError,
+    InvalidUIDError,
+    OutOfResourcesError,
+)
+from srservice.store import Spool
 from tests.support.datasets import (
     CT_IMAGE,
     US_MULTIFRAME,

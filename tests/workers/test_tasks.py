@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
+from pydicom.uid import UltrasoundImageStorage as US_IMAGE
+from pydicom.uid import UltrasoundMultiFrameImageStorage as US_MULTIFRAME
 from pydicom.uid import generate_uid
 
 from srservice.config import Settings, load_settings
-from srservice.intake import US_IMAGE, US_MULTIFRAME, make_on_stored
+from srservice.intake import make_on_stored
 from srservice.jobs import JobState, JobStore
 from srservice.jobs.runner import Heartbeat
 from srservice.store import StoredInstance
