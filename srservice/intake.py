@@ -30,7 +30,7 @@ from srservice import sopclasses
 from srservice.config import Settings
 from srservice.errors import TransientError, reason_for
 from srservice.jobs import JobStore
-from srservice.store import StoredInstance
+from srservice.listener.spool import StoredInstance
 
 LOGGER = logging.getLogger(__name__)
 

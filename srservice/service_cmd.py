@@ -75,7 +75,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Run the listener, the sweeper and (embedded mode) the workers until SIGTERM/SIGINT."""
     from srservice.intake import make_on_stored
     from srservice.jobs import JobStore
-    from srservice.scp import start_scp
+    from srservice.listener.scp import start_scp
     from srservice.sweeper import Sweeper
     from workers.app import Dispatcher
 

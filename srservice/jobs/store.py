@@ -42,7 +42,7 @@ from srservice.jobs.models import (
 )
 from srservice.jobs.sweep import SweepMixin
 from srservice.jobs.views import DeliveryView, InstanceView, IntakeResult, JobView
-from srservice.store import StoredInstance
+from srservice.listener.spool import StoredInstance
 
 #: A job whose worker was lost this many times is marked dead (a poison input that kills its
 #: worker, e.g. by exhausting memory, must not loop forever).

@@ -1,4 +1,4 @@
-"""PDU size cap and per-PDU deadline of the listener (srservice.pduguard; BUG-R3, BUG-R4(b)).
+"""PDU size cap and per-PDU deadline of the listener (:mod:`srservice.listener.pduguard`).
 
 Raw sockets play the hostile peer; the listener is the real one (in-process, free port).
 """
@@ -17,8 +17,8 @@ from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
 
 from srservice.config import Settings
-from srservice.pduguard import MAX_CONTROL_PDU, PduLimits
-from srservice.scp import start_scp
+from srservice.listener.pduguard import MAX_CONTROL_PDU, PduLimits
+from srservice.listener.scp import start_scp
 from tests.support.datasets import US_MULTIFRAME, make_dataset
 from tests.support.listener import Recorder, settings_for
 
@@ -187,7 +187,7 @@ def test_dribbled_pdu_dropped_at_its_deadline(listener: Callable[..., Started],
 
 
 def test_limits_per_pdu_type(tmp_path: Path) -> None:
-    from srservice.audit import AuditLog
+    from srservice.listener.audit import AuditLog
 
     audit = AuditLog(None)
     bounded = PduLimits(max_pdata=16384, acse_timeout=1, network_timeout=1, audit=audit)

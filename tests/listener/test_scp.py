@@ -15,7 +15,7 @@ from pynetdicom.association import Association
 
 from srservice.config import Settings
 from srservice.errors import InvalidDicomError, TransientError
-from srservice.scp import start_scp
+from srservice.listener.scp import start_scp
 from tests.support.datasets import (
     CT_IMAGE,
     US_MULTIFRAME,

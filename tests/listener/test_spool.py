@@ -11,8 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydicom import dcmread
 
-from srservice.audit import AuditLog
-from srservice.dicomuid import is_valid_uid, validate_uid
 from srservice.errors import (
     DataSetMismatchError,
     InstanceMismatchError,
@@ -20,7 +18,9 @@ from srservice.errors import (
     InvalidUIDError,
     OutOfResourcesError,
 )
-from srservice.store import Spool
+from srservice.listener.audit import AuditLog
+from srservice.listener.checks import is_valid_uid, validate_uid
+from srservice.listener.spool import Spool
 from tests.support.datasets import (
     CT_IMAGE,
     US_MULTIFRAME,
@@ -66,7 +66,7 @@ def _received(tmp_path: Path, name: str = "rx.dcm", **kwargs: object) -> tuple[P
 
 def _store(spool: Spool, path: Path, sop_class: str, sop_instance: str,
            ts: str = EXPLICIT):
-    return spool.store(path, sop_class_uid=sop_class, sop_instance_uid=sop_instance,
+    return spool.add(path, sop_class_uid=sop_class, sop_instance_uid=sop_instance,
                        transfer_syntax_uid=ts, calling_ae="SENDER", called_ae="SRSERVICE",
                        peer_host="127.0.0.1")
 
@@ -213,7 +213,7 @@ def test_receive_file_disk_full_is_remembered(tmp_path: Path) -> None:
     import errno
     import os
 
-    from srservice.scp import ReceiveFile
+    from srservice.listener.receive import ReceiveFile
 
     rf = ReceiveFile(tmp_path)
     assert rf.write(b"x" * 10) == 10

@@ -14,7 +14,7 @@ from pynetdicom import AE
 
 from srservice.config import Settings
 from srservice.errors import ConfigError
-from srservice.scp import start_scp
+from srservice.listener.scp import start_scp
 from srservice.tlsconfig import client_context, server_context
 from tests.support.datasets import US_MULTIFRAME, make_dataset
 from tests.support.environment import require_tool

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from srservice.scp import start_scp
+from srservice.listener.scp import start_scp
 from tests.support import figures
 from tests.support.listener import Recorder, RunningScp
 from tests.support.reliability import reliability_settings

@@ -2,8 +2,8 @@
 point (issue 5 item 3).
 
 (a) Store: every case is C-STOREd over real associations to the real listener
-(:func:`srservice.scp.start_scp`); each gets Success (and is then on disk byte for byte) or a
-deliberate failure status, nothing partial remains, no association is aborted.
+(:func:`srservice.listener.scp.start_scp`); each gets Success (and is then on disk byte for
+byte) or a deliberate failure status, nothing partial remains, no association is aborted.
 (b) Analysis: every case goes through ``load_pullback`` -> ``analyze_pullback`` in a child
 process with a per-case deadline: each either succeeds or raises an ``SrServiceError`` with a
 reason; no crash, no hang.

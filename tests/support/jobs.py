@@ -13,7 +13,7 @@ from pydicom import dcmread
 from pydicom.uid import UltrasoundMultiFrameImageStorage
 
 from srservice.jobs import ReportRecord
-from srservice.store import StoredInstance
+from srservice.listener.spool import StoredInstance
 from tests.support.environment import missing
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

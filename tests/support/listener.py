@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from srservice.config import Settings, load_settings
-from srservice.store import StoredInstance
+from srservice.listener.spool import StoredInstance
 from tests.support.environment import ROOT
 
 
@@ -102,7 +102,7 @@ def read_line_with_deadline(proc: subprocess.Popen[str], timeout: float) -> str:
 
 
 class ListenerProcess:
-    """``python -m srservice.scp`` (bare listener) as a child process on a free port."""
+    """``python -m srservice.listener.scp`` (bare listener) as a child process on a free port."""
 
     def __init__(self, data_dir: Path, **settings: str) -> None:
         self.data_dir = data_dir
@@ -110,9 +110,9 @@ class ListenerProcess:
                         SRSERVICE_PORT="0", SRSERVICE_MIN_FREE_DISK_MB="1",
                         SRSERVICE_LOG_LEVEL="WARNING",
                         **{f"SRSERVICE_{k.upper()}": v for k, v in settings.items()})
-        self.proc = subprocess.Popen([sys.executable, "-m", "srservice.scp"], cwd=ROOT, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True)
+        self.proc = subprocess.Popen([sys.executable, "-m", "srservice.listener.scp"], cwd=ROOT,
+                                     env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
         line = read_line_with_deadline(self.proc, 60.0)
         assert line.startswith("LISTENING "), f"listener did not start: {line!r}"
         self.port = int(line.split()[1])
@@ -138,7 +138,7 @@ class ListenerProcess:
 
 
 class RunningScp:
-    """An in-process listener started with :func:`srservice.scp.start_scp`."""
+    """An in-process listener started with :func:`srservice.listener.scp.start_scp`."""
 
     def __init__(self, settings: Settings, callback: Recorder, server: Any) -> None:
         self.settings = settings

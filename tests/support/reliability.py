@@ -1,8 +1,8 @@
 """Helpers of the reliability suite: phantom pullbacks as raw Part 10 bytes, a C-STORE sender
 that sends those bytes unchanged, spool inspection, PKI and process trees.
 
-Everything here talks to the real listener (:func:`srservice.scp.start_scp` or the
-``python -m srservice.scp`` / ``srservice serve`` processes); nothing is mocked.
+Everything here talks to the real listener (:func:`srservice.listener.scp.start_scp` or the
+``python -m srservice.listener.scp`` / ``srservice serve`` processes); nothing is mocked.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from srservice.config import Settings, load_settings
 from srservice.intake import make_on_stored
 from srservice.jobs import JobState, JobStore
 from srservice.jobs.runner import Heartbeat
-from srservice.store import StoredInstance
+from srservice.listener.spool import StoredInstance
 from srservice.sweeper import sweep_once
 from tests.support.jobs import SentRecorder, stored_from_file
 from workers.app import ANALYZE_TASK, DELIVER_TASK, celery_config, create_app

@@ -36,8 +36,8 @@ from pynetdicom import AE
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 
-from srservice.audit import AuditLog
 from srservice.errors import PduRefusedError
+from srservice.listener.audit import AuditLog
 
 LOGGER = logging.getLogger(__name__)
 

@@ -1,8 +1,10 @@
-"""Durable spool of received instances: validated UIDs, atomic writes, free-space watermark.
+"""Durable spool of received instances: atomic writes, free-space watermark.
 
-A received C-STORE data set (already on disk, written chunk by chunk by pynetdicom) becomes a
-DICOM Part 10 file (PS3.10 Section 7: 128-byte preamble, ``DICM``, File Meta Information,
-then the data set bytes exactly as received, no transcoding) in three durable steps:
+A received C-STORE data set (already on disk, written chunk by chunk by pynetdicom, see
+:mod:`srservice.listener.receive`) that passes :func:`srservice.listener.checks.check_received`
+becomes a DICOM Part 10 file (PS3.10 Section 7: 128-byte preamble, ``DICM``, File Meta
+Information, then the data set bytes exactly as received, no transcoding) in three durable
+steps:
 
 1. write ``<spool>/tmp/<random>.part`` and ``fsync`` it;
 2. hard-link it to its final name (fails instead of overwriting) and ``fsync`` the directory;
@@ -10,7 +12,7 @@ then the data set bytes exactly as received, no transcoding) in three durable st
 
 A crash at any point leaves either no final file or a complete one; :meth:`Spool.prepare`
 removes the leftovers in ``tmp`` and ``incoming`` at start-up. Final names are built only
-from UIDs that passed :func:`srservice.dicomuid.validate_uid` and from hashes:
+from UIDs that passed :func:`srservice.listener.checks.validate_uid` and from hashes:
 ``<spool>/<sha256(SOPInstanceUID)[:2]>/<SOPInstanceUID>.<digest[:16]>.dcm`` where ``digest``
 is the SHA-256 of the transfer syntax UID and the data set bytes. A final path therefore never
 holds different content; a resend of the same bytes is an idempotent success.
@@ -23,28 +25,20 @@ import hashlib
 import logging
 import os
 import shutil
-import struct
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
-from pydicom import dcmread
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
 from srservice import __version__
-from srservice.dicomuid import validate_uid
 from srservice.durable import fsync_dir, fsync_file
-from srservice.errors import (
-    DataSetMismatchError,
-    InstanceMismatchError,
-    InvalidDicomError,
-    OutOfResourcesError,
-)
+from srservice.errors import OutOfResourcesError
+from srservice.listener.checks import check_received, validate_uid
 
 LOGGER = logging.getLogger(__name__)
 
@@ -55,12 +49,11 @@ IMPLEMENTATION_CLASS_UID = "2.25.216983857383664371524849087063505054886"
 IMPLEMENTATION_VERSION_NAME = f"SRSERVICE_{__version__}"[:16]
 
 _CHUNK = 1 << 20
-_DEFER_SIZE = 64 * 1024
 
 
 @dataclass(frozen=True)
 class StoredInstance:
-    """One instance durably in the spool (see INTERFACES.md).
+    """One instance durably in the spool: what the listener hands to ``on_stored``.
 
     ``sha256`` is the SHA-256 of the data set bytes as received (after the File Meta
     Information) and ``size`` their length, so a resend of identical bytes has equal values.
@@ -79,152 +72,6 @@ class StoredInstance:
     calling_ae: str
     peer_host: str
     received_at: datetime
-
-
-@dataclass(frozen=True)
-class _Header:
-    """What the spool needs from the data set header (read without pixel data)."""
-
-    study_instance_uid: str
-    series_instance_uid: str
-    modality: str
-    number_of_frames: int
-
-
-def _part10_dataset_offset(fh: BinaryIO) -> int:
-    """Return the offset of the data set in a Part 10 file written with a group length.
-
-    PS3.10 7.1: preamble (128), ``DICM``, then (0002,0000) UL File Meta Information Group
-    Length, whose value is the byte count of the rest of group 0002.
-    """
-    fh.seek(0)
-    head = fh.read(144)
-    if len(head) < 144 or head[128:132] != b"DICM" or head[132:138] != b"\x02\x00\x00\x00UL":
-        raise InvalidDicomError("received file has no File Meta Information group length")
-    (group_length,) = struct.unpack("<I", head[140:144])
-    return 144 + int(group_length)
-
-
-def _check_pixel_data_length(fh: BinaryIO, transfer_syntax: UID, end: int) -> None:
-    """Refuse a top-level pixel data element whose defined length runs past the data set end.
-
-    Called with ``fh`` positioned where pydicom's ``stop_before_pixels`` stopped (PS3.5 7.1.2
-    element layout: explicit VR OB/OW/OF/OD have a 12-byte header, implicit VR 8 bytes).
-    """
-    start = fh.tell()
-    if transfer_syntax.is_deflated or start >= end:
-        return
-    head = fh.read(12)
-    endian = "<" if transfer_syntax.is_little_endian else ">"
-    if transfer_syntax.is_implicit_VR:
-        if len(head) < 8:
-            raise InvalidDicomError("pixel data element header is truncated")
-        (length,) = struct.unpack(endian + "I", head[4:8])
-        header_len = 8
-    else:
-        if len(head) < 12:
-            raise InvalidDicomError("pixel data element header is truncated")
-        (length,) = struct.unpack(endian + "I", head[8:12])
-        header_len = 12
-    if length != 0xFFFFFFFF and start + header_len + length > end:
-        raise InvalidDicomError(
-            f"pixel data declares {length} bytes but only {end - start - header_len} were received"
-        )
-
-
-class _StrictReader:
-    """File wrapper for pydicom that turns a short read inside an element into an error.
-
-    pydicom silently accepts a value shorter than its declared length (a truncated or
-    corrupt data set); only a clean end of file before an element header is allowed.
-    """
-
-    def __init__(self, fh: BinaryIO) -> None:
-        self._fh = fh
-        self.name = getattr(fh, "name", "<received>")
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._fh.read(size)
-        if size > 0 and 0 < len(data) < size:
-            raise InvalidDicomError(f"data set is truncated at byte {self._fh.tell()}")
-        return data
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._fh.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._fh.tell()
-
-    def close(self) -> None:
-        """Leave closing to the owner of the file."""
-
-
-def read_header(path: Path, *, sop_class_uid: str, sop_instance_uid: str,
-                transfer_syntax_uid: str) -> tuple[_Header, int]:
-    """Parse and check the header of a received Part 10 file without loading pixel data.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        The file pynetdicom wrote while receiving (PS3.10 layout).
-    sop_class_uid, sop_instance_uid : str
-        Affected SOP Class / Instance UID of the C-STORE request (already validated).
-    transfer_syntax_uid : str
-        Transfer syntax of the presentation context.
-
-    Returns
-    -------
-    tuple of (_Header, int)
-        Header fields and the byte offset of the data set in ``path``.
-
-    Raises
-    ------
-    InvalidDicomError
-        Undecodable header (0xC210), truncated pixel data (0xC210).
-    InvalidUIDError
-        Study/Series/SOP UIDs in the data set that violate PS3.5 9.1 (0xC211).
-    InstanceMismatchError, DataSetMismatchError
-        SOP Instance / Class UID differing from the command (0xC212 / 0xA900).
-    """
-    with path.open("rb") as fh:
-        offset = _part10_dataset_offset(fh)
-        end = os.fstat(fh.fileno()).st_size
-        fh.seek(0)
-        try:
-            ds: Dataset = dcmread(_StrictReader(fh),
-                                  stop_before_pixels=True, defer_size=_DEFER_SIZE)
-            if fh.tell() > end:
-                raise InvalidDicomError("data set is truncated (element runs past the end)")
-            _check_pixel_data_length(fh, UID(transfer_syntax_uid), end)
-            values = {kw: ds.get(kw) for kw in ("SOPInstanceUID", "SOPClassUID",
-                                                "StudyInstanceUID", "SeriesInstanceUID",
-                                                "Modality", "NumberOfFrames")}
-        except InvalidDicomError:
-            raise
-        except Exception as exc:  # pydicom raises many types on malformed input
-            raise InvalidDicomError(f"data set header cannot be decoded: "
-                                    f"{type(exc).__name__}") from exc
-    if values["SOPInstanceUID"] is None:
-        raise InvalidDicomError("data set has no SOP Instance UID (0008,0018)")
-    ds_instance = validate_uid(values["SOPInstanceUID"], "SOPInstanceUID")
-    if ds_instance != sop_instance_uid:
-        raise InstanceMismatchError("data set SOP Instance UID differs from the C-STORE "
-                                    "Affected SOP Instance UID")
-    if values["SOPClassUID"] is not None:
-        ds_class = validate_uid(values["SOPClassUID"], "SOPClassUID")
-        if ds_class != sop_class_uid:
-            raise DataSetMismatchError(f"data set SOP Class UID {ds_class} differs from the "
-                                       f"C-STORE Affected SOP Class UID {sop_class_uid}")
-    study = validate_uid(values["StudyInstanceUID"], "StudyInstanceUID")
-    series = validate_uid(values["SeriesInstanceUID"], "SeriesInstanceUID")
-    try:
-        frames = 1 if values["NumberOfFrames"] in (None, "") else int(values["NumberOfFrames"])
-    except (TypeError, ValueError) as exc:
-        raise InvalidDicomError("Number of Frames (0028,0008) is not an integer") from exc
-    if frames < 1:
-        raise InvalidDicomError(f"Number of Frames (0028,0008) is {frames}")
-    modality = str(values["Modality"] or "")[:16]
-    return _Header(study, series, modality, frames), offset
 
 
 class Spool:
@@ -284,9 +131,9 @@ class Spool:
             return []
         return sorted(directory.glob(f"{sop_instance_uid}.*.dcm"))
 
-    def store(self, received: Path, *, sop_class_uid: str, sop_instance_uid: str,
-              transfer_syntax_uid: str, calling_ae: str, called_ae: str,
-              peer_host: str) -> StoredInstance:
+    def add(self, received: Path, *, sop_class_uid: str, sop_instance_uid: str,
+            transfer_syntax_uid: str, calling_ae: str, called_ae: str,
+            peer_host: str) -> StoredInstance:
         """Validate a received file and store it durably; return the stored instance.
 
         Parameters
@@ -317,7 +164,7 @@ class Spool:
         sop_instance_uid = validate_uid(sop_instance_uid, "AffectedSOPInstanceUID")
         transfer_syntax_uid = validate_uid(transfer_syntax_uid, "TransferSyntaxUID")
         self.check_free_space()
-        header, offset = read_header(received, sop_class_uid=sop_class_uid,
+        header, offset = check_received(received, sop_class_uid=sop_class_uid,
                                      sop_instance_uid=sop_instance_uid,
                                      transfer_syntax_uid=transfer_syntax_uid)
         meta = FileMetaDataset()

@@ -10,37 +10,32 @@ Behaviour (details and status table in ``docs/conformance.md``):
   service, which accepts the first transfer syntax proposed, so data is stored as received);
   :data:`srservice.sopclasses.ALWAYS_STORED` are always stored; the others follow
   ``non_ivus_policy``.
-- The data set is received chunk by chunk to ``<spool>/incoming`` (bounded memory), checked,
-  written as a Part 10 file and published atomically by :class:`srservice.store.Spool`, then
+- The data set is received chunk by chunk to ``<spool>/incoming`` (bounded memory,
+  :mod:`srservice.listener.receive`), checked (:mod:`srservice.listener.checks`), written as a
+  Part 10 file and published atomically by :class:`srservice.listener.spool.Spool`, then
   ``on_stored`` runs, and only then is Success answered. No exception leaves the handler:
   each failure maps to its own status through :func:`srservice.errors.dimse_status_for`.
 - Optional DICOM TLS (PS3.15 B.9); the TLS handshake runs in the connection's thread with the
   ACSE timeout so a silent client cannot block the accept loop.
-- Every PDU is read with a size cap and a deadline (:mod:`srservice.pduguard`): an oversized
-  PDU or a peer dribbling a PDU is aborted before it can hold memory or a slot.
+- Every PDU is read with a size cap and a deadline (:mod:`srservice.listener.pduguard`): an
+  oversized PDU or a peer dribbling a PDU is aborted before it can hold memory or a slot.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import ssl
-import tempfile
 import threading
-import weakref
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from pydicom import uid as tsuid
-from pynetdicom import AE, _config, dimse_messages, evt
-from pynetdicom.dul import DULServiceProvider
+from pynetdicom import AE, evt
 from pynetdicom.events import Event
 from pynetdicom.transport import ThreadedAssociationServer
 
 from srservice import sopclasses
-from srservice.audit import AuditLog
 from srservice.config import Settings
 from srservice.errors import (
     OutOfResourcesError,
@@ -49,8 +44,10 @@ from srservice.errors import (
     dimse_status_for,
     reason_for,
 )
-from srservice.pduguard import PduLimits, guard_ae
-from srservice.store import Spool, StoredInstance
+from srservice.listener.audit import AuditLog
+from srservice.listener.pduguard import PduLimits, guard_ae
+from srservice.listener.receive import partial_file, receive_into, received_file
+from srservice.listener.spool import Spool, StoredInstance
 from srservice.tlsconfig import server_context
 
 LOGGER = logging.getLogger(__name__)
@@ -71,78 +68,6 @@ TRANSFER_SYNTAXES: tuple[str, ...] = (
 # A-ASSOCIATE-RJ (result, source, reason), PS3.8 Table 9-21.
 _RJ_CALLING_AE = (0x01, 0x01, 0x03)
 _RJ_CALLED_AE = (0x01, 0x01, 0x07)
-
-# --- chunked receive into the spool's filesystem ------------------------------------------
-_SPOOLS: weakref.WeakKeyDictionary[AE, Spool] = weakref.WeakKeyDictionary()
-_ORIGINAL_TEMPFILE: Any = getattr(dimse_messages, "NamedTemporaryFile")  # noqa: B009
-_HOOK_LOCK = threading.Lock()
-
-
-class ReceiveFile:
-    """File object pynetdicom writes a C-STORE data set into (``STORE_RECV_CHUNKED_DATASET``).
-
-    Lives in ``<spool>/incoming``. A write error (disk full) is remembered instead of raised,
-    the partial file is truncated to free the space, and the store handler answers 0xA700;
-    pynetdicom would otherwise abort the association without a status.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        fd, name = tempfile.mkstemp(dir=directory, suffix=".dcm")
-        self._fd: int | None = fd
-        self.name = name
-        self.file = self  # pynetdicom calls ``.file.flush()``
-        self.error: OSError | None = None
-
-    def write(self, data: bytes) -> int:
-        """Append ``data`` (all of it) unless an earlier write failed."""
-        if self._fd is not None and self.error is None:
-            view = memoryview(data)
-            try:
-                while view:
-                    view = view[os.write(self._fd, view):]
-            except OSError as exc:
-                self.error = exc
-                try:
-                    os.ftruncate(self._fd, 0)  # give the space back at once
-                except OSError:
-                    LOGGER.warning("cannot truncate partial receive file %s", self.name)
-        return len(data)
-
-    def flush(self) -> None:
-        """Nothing to flush: writes are unbuffered."""
-
-    def close(self) -> None:
-        """Close the descriptor (idempotent)."""
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-
-    def discard(self) -> None:
-        """Close and delete the file (an association ended mid-transfer)."""
-        self.close()
-        Path(self.name).unlink(missing_ok=True)
-
-
-def _receive_file_factory(*args: Any, **kwargs: Any) -> Any:
-    """Stand-in for ``NamedTemporaryFile`` in :mod:`pynetdicom.dimse_messages`.
-
-    pynetdicom decodes P-DATA in the association's DUL thread; for our AEs the file goes to
-    the spool's ``incoming`` directory, for any other AE the original behaviour is kept.
-    """
-    thread = threading.current_thread()
-    assoc = thread.assoc if isinstance(thread, DULServiceProvider) else None
-    spool = _SPOOLS.get(assoc.ae) if assoc is not None else None
-    if spool is None:
-        return _ORIGINAL_TEMPFILE(*args, **kwargs)
-    return ReceiveFile(spool.incoming_dir)
-
-
-def _install_receive_hook() -> None:
-    with _HOOK_LOCK:
-        _config.STORE_RECV_CHUNKED_DATASET = True
-        _config.UNRESTRICTED_STORAGE_SERVICE = True
-        setattr(dimse_messages, "NamedTemporaryFile", _receive_file_factory)  # noqa: B010
-
 
 # --- server with the TLS handshake off the accept loop -------------------------------------
 class SrServer(ThreadedAssociationServer):
@@ -286,9 +211,8 @@ class Listener:
 
     def on_conn_close(self, event: Event) -> None:
         """Delete a data set file left half-received by a dropped connection."""
-        message = getattr(event.assoc.dimse, "message", None)
-        partial = getattr(message, "_data_set_file", None)
-        if isinstance(partial, ReceiveFile):
+        partial = partial_file(event.assoc)
+        if partial is not None:
             LOGGER.info("connection closed mid-transfer; discarding partial data set")
             partial.discard()
 
@@ -344,10 +268,10 @@ class Listener:
                                              "accepted (non_ivus_policy=reject)")
             if policy == "discard":
                 return None
-        received = getattr(event.request, "_dataset_file", None)
-        if isinstance(received, ReceiveFile) and received.error is not None:
+        received = received_file(event.request)
+        if received is not None and received.error is not None:
             raise OutOfResourcesError(f"receiving failed: {received.error.strerror}")
-        return self.spool.store(
+        return self.spool.add(
             event.dataset_path, sop_class_uid=sop_class, sop_instance_uid=sop_instance,
             transfer_syntax_uid=str(event.context.transfer_syntax), calling_ae=calling,
             called_ae=called, peer_host=host,
@@ -386,7 +310,8 @@ def start_scp(settings: Settings, on_stored: OnStored, *,
         Listener settings (``host``, ``port`` (0 picks a free port), AE title, policies,
         limits, timeouts, TLS, ``spool_dir``, ``min_free_disk_mb``).
     on_stored : callable
-        Called with each :class:`~srservice.store.StoredInstance` after it is durable and
+        Called with each :class:`~srservice.listener.spool.StoredInstance` after it is
+        durable and
         before the response; an exception becomes the C-STORE status
         (:func:`srservice.errors.dimse_status_for`).
     audit : AuditLog, optional
@@ -401,18 +326,17 @@ def start_scp(settings: Settings, on_stored: OnStored, *,
 
     Notes
     -----
-    Sets pynetdicom's process-wide ``STORE_RECV_CHUNKED_DATASET`` and
-    ``UNRESTRICTED_STORAGE_SERVICE`` options (there is no per-AE switch) and hooks the DUL's
-    PDU read (:func:`srservice.pduguard.guard_ae`, only for this AE).
+    Sets pynetdicom's process-wide chunked-receive options
+    (:func:`srservice.listener.receive.receive_into`) and hooks the DUL's PDU read
+    (:func:`srservice.listener.pduguard.guard_ae`, only for this AE).
     """
     spool = Spool(settings.spool_dir, settings.min_free_disk_mb)
     spool.prepare()
     owns_audit = audit is None
     audit = audit if audit is not None else AuditLog.for_settings(settings)
     ssl_context = server_context(settings)
-    _install_receive_hook()
     ae = build_ae(settings)
-    _SPOOLS[ae] = spool
+    receive_into(ae, spool)
     guard_ae(ae, PduLimits(max_pdata=settings.max_pdu or None,
                            acse_timeout=settings.acse_timeout,
                            network_timeout=settings.network_timeout, audit=audit))
@@ -436,7 +360,7 @@ def start_scp(settings: Settings, on_stored: OnStored, *,
 
 
 def main() -> int:
-    """Run a bare listener (no job store): ``python -m srservice.scp``.
+    """Run a bare listener (no job store): ``python -m srservice.listener.scp``.
 
     For tests and diagnostics: settings come from ``SRSERVICE_*`` variables, stored
     instances are only logged, and ``LISTENING <port>`` is printed once the port is bound.
