@@ -1,8 +1,9 @@
 """``srservice analyze INPUT.dcm [--json] [--out DIR]``: analyse one pullback offline.
 
-- ``--json`` prints the analysis JSON (:mod:`srservice.results`, fixed keys of ISSUE 2 item 5).
-- ``--out DIR`` writes ``sr.dcm`` (TID 1500 Comprehensive 3D SR), ``report-pdf.dcm``
-  (Encapsulated PDF) and ``analysis.json``, each atomically (temp file, fsync, rename).
+- ``--json`` prints the summary JSON (:mod:`srservice.reporting.summary`, fixed keys).
+- ``--out DIR`` writes the outputs as a job does (:func:`srservice.reporting.outputs.write_outputs`:
+  ``sr.dcm``, the TID 1500 Comprehensive 3D SR; ``pdf.dcm``, the Encapsulated PDF;
+  ``summary.json``), each atomically (temp file, fsync, rename).
 - Without either, a one-paragraph human summary is printed.
 
 A file that cannot be used raises :class:`~srservice.errors.InvalidDicomError` (from the
@@ -19,10 +20,7 @@ from typing import Any
 
 from srservice.config import Settings
 from srservice.errors import OutputWriteError
-
-SR_NAME = "sr.dcm"
-PDF_NAME = "report-pdf.dcm"
-JSON_NAME = "analysis.json"
+from srservice.reporting.outputs import PDF_NAME, SR_NAME, SUMMARY_NAME
 
 
 def add_parser(subparsers: Any) -> None:
@@ -35,7 +33,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("input", metavar="INPUT.dcm", help="IVUS pullback DICOM file")
     p.add_argument("--json", action="store_true", help="print the analysis as JSON on stdout")
     p.add_argument("--out", metavar="DIR", type=Path,
-                   help=f"write {SR_NAME}, {PDF_NAME} and {JSON_NAME} into DIR")
+                   help=f"write {SR_NAME}, {PDF_NAME} and {SUMMARY_NAME} into DIR")
     p.set_defaults(func=run)
 
 
@@ -60,10 +58,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """
     from srservice.analysis.pipeline import analyze_pullback
     from srservice.dicomio import load_pullback
-    from srservice.durable import atomic_write
-    from srservice.outputs import dataset_bytes
-    from srservice.reporting import produce_outputs
-    from srservice.results import analysis_json
+    from srservice.reporting.outputs import produce_outputs, write_outputs
+    from srservice.reporting.summary import summary_of
 
     loaded = load_pullback(args.input,
                            default_pixel_spacing_mm=settings.default_pixel_spacing_mm,
@@ -73,16 +69,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         outputs = produce_outputs(loaded, analysis)
         summary = outputs.summary
         out: Path = args.out
-        files = {SR_NAME: dataset_bytes(outputs.sr), PDF_NAME: dataset_bytes(outputs.pdf),
-                 JSON_NAME: (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode()}
         try:
-            out.mkdir(parents=True, exist_ok=True)
-            for name, data in files.items():
-                atomic_write(out / name, data)
+            write_outputs(out, outputs)
         except OSError as exc:
             raise OutputWriteError(f"cannot write {out}: {exc.strerror or exc}") from exc
     else:
-        summary = analysis_json(loaded, analysis)
+        summary = summary_of(loaded, analysis)
     if args.json:
         sys.stdout.write(json.dumps(summary, allow_nan=False) + "\n")
     else:

@@ -19,6 +19,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from srservice.errors import ConfigError
 
+#: Destination name of the local outbox: where reports go when no PACS is configured.
+OUTBOX = "outbox"
+
 _AE_RE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 Table 6.2-1: AE, no backslash
 
 
@@ -177,6 +180,16 @@ class Settings(BaseSettings):
     def outbox_dir(self) -> Path:
         """Reports when no destination is configured."""
         return self.data_dir / "outbox"
+
+    @property
+    def outputs_dir(self) -> Path:
+        """A job's reports, one directory per job id (written before delivery)."""
+        return self.data_dir / "outputs"
+
+    @property
+    def delivery_destinations(self) -> list[str]:
+        """Where each report is delivered: every configured PACS, or :data:`OUTBOX`."""
+        return [str(d) for d in self.destinations] or [OUTBOX]
 
     @property
     def effective_database_url(self) -> str:

@@ -11,7 +11,7 @@ Triggering rules (issue 4 item 4; docs/configuration.md):
   is recorded, not analysed.
 - The same SOP Instance UID with the same bytes (sha256) again: nothing new (idempotent).
   The same UID with new bytes: a new job that supersedes the earlier one; its report gets new
-  UIDs (see :mod:`srservice.outputs`).
+  UIDs (see :mod:`srservice.reporting.uids`).
 
 The job store write happens before the SCP answers Success; if it fails the SCP answers
 0xA700 (:class:`srservice.errors.TransientError`) and the sender retries. A broker that

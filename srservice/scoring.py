@@ -288,6 +288,26 @@ def highest_total(scores: Sequence[IvusCalciumScore]) -> int | None:
     return best
 
 
+def score_lesions(lesions: Sequence[LesionFeatures]) -> list[IvusCalciumScore]:
+    """Return the IVUS calcium score of every lesion, in order."""
+    return [ivus_calcium_score(lesion) for lesion in lesions]
+
+
+def overall_recommendation(scores: Sequence[IvusCalciumScore]) -> bool | None:
+    """Return whether the pullback calls for calcium modification before stenting.
+
+    True when any segment's score recommends it; False when every segment's score decides
+    against it (also when there is no calcified segment); None when no segment recommends it
+    and at least one cannot be decided (its score is bracketed across the threshold).
+    """
+    decided = [s.calcium_modification_recommended for s in scores]
+    if any(d is True for d in decided):
+        return True
+    if all(d is False for d in decided):
+        return False
+    return None
+
+
 @dataclass(frozen=True)
 class OctCalciumScore:
     """OCT calcium score (Fujino et al. EuroIntervention 2018).

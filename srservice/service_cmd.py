@@ -130,10 +130,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_echo(args: argparse.Namespace, settings: Settings) -> int:
     """C-ECHO a destination and print the status."""
-    from srservice import pacs
+    from srservice.delivery import scu
 
-    dest = pacs.parse_destination(args.dest)
-    status = pacs.echo(dest, settings)
+    dest = scu.parse_destination(args.dest)
+    status = scu.c_echo(dest, settings)
     print(f"{dest}: C-ECHO status 0x{status:04X} ({'Success' if status == 0 else 'Failure'})")
     return 0 if status == 0 else 1
 

@@ -2,9 +2,10 @@
 
 - ``workers.tasks.analyze_job(job_id)``: load -> analyse -> report -> write -> ``reported`` ->
   one ``deliver`` per destination (:func:`srservice.jobs.runner.run_analysis`).
-- ``workers.tasks.deliver(delivery_id)``: one C-STORE attempt of the SR + PDF to one destination,
-  or the outbox copy (:func:`srservice.delivery.deliver_one`). Backoff and the deadline are kept
-  in the job store and applied by the sweeper, so a PACS outage never re-runs the analysis.
+- ``workers.tasks.deliver(delivery_id)``: one C-STORE attempt of the SR + PDF to one
+  destination, or the outbox copy (:func:`srservice.delivery.attempt.deliver_one`). Backoff and
+  the deadline are kept in the job store and applied by the sweeper, so a PACS outage never
+  re-runs the analysis.
 
 A :class:`srservice.errors.TransientError` raised before the job store could record anything
 (database briefly unavailable) retries the task with exponential backoff.
@@ -19,7 +20,7 @@ from typing import Any
 
 from celery import Celery, Task
 
-from srservice.delivery import deliver_one
+from srservice.delivery.attempt import deliver_one
 from srservice.errors import TransientError
 from srservice.jobs import JobStore, worker_identity
 from srservice.jobs.runner import run_analysis
@@ -69,7 +70,7 @@ def analyze_job(job_id: int, celery: Celery | None = None) -> str:
 
 
 def deliver(delivery_id: int) -> str:
-    """Body of the ``deliver`` task (see :func:`srservice.delivery.deliver_one`)."""
+    """Body of the ``deliver`` task (see :func:`srservice.delivery.attempt.deliver_one`)."""
     return deliver_one(current_settings(), job_store(), delivery_id)
 
 

@@ -22,12 +22,11 @@ from pathlib import Path
 from types import TracebackType
 
 from srservice.config import Settings
-from srservice.delivery import destinations_for
 from srservice.dicomio import LoadedPullback, load_pullback
 from srservice.errors import Outcome, TransientError, outcome_for, reason_for
 from srservice.jobs.store import Claim, JobStore, ReportRecord
 from srservice.jobs.views import InstanceView, JobView
-from srservice.outputs import write_job_outputs
+from srservice.reporting.outputs import produce_outputs, write_outputs
 from srservice.series import load_series
 
 LOGGER = logging.getLogger(__name__)
@@ -81,15 +80,14 @@ def load_job_input(settings: Settings, job: JobView, inputs: list[InstanceView])
 
 def _analyze_and_write(settings: Settings, store: JobStore, job: JobView) -> ReportRecord:
     from srservice.analysis.pipeline import analyze_pullback
-    from srservice.reporting import produce_outputs
 
     loaded = load_job_input(settings, job, store.job_inputs(job.id))
     analysis = analyze_pullback(loaded.pullback)
     # Coordination decision 1: the first job of an instance has no revision (plain derived
     # UIDs); a superseding job's revision (content hash prefix) gives its report new UIDs.
     outputs = produce_outputs(loaded, analysis, revision=job.revision or None)
-    sr, pdf, summary = outputs.sr, outputs.pdf, dict(outputs.summary)
-    written = write_job_outputs(settings.data_dir / "outputs", job.id, sr, pdf, summary)
+    written = write_outputs(settings.outputs_dir / str(job.id), outputs)
+    summary = dict(outputs.summary)
     total = summary.get("ivus_calcium_score")
     return ReportRecord(
         output_dir=str(written.directory), sr_path=str(written.sr_path),
@@ -126,7 +124,7 @@ def run_analysis(settings: Settings, store: JobStore, job_id: int, *, owner: str
         LOGGER.error("job %s: failed: %s", job_id, reason)
         store.fail_job(job_id, owner, reason)
         return "failed"
-    ids = store.finish_report(job_id, owner, record, destinations_for(settings),
+    ids = store.finish_report(job_id, owner, record, settings.delivery_destinations,
                               settings.delivery_deadline_seconds)
     if ids is None:
         LOGGER.warning("job %s: lost ownership before reporting; outputs left as written",

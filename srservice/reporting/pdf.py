@@ -1,7 +1,16 @@
-"""Encapsulated PDF Storage (:data:`srservice.sopclasses.REPORT_PDF`) in the source study.
+"""The one-page PDF report: its page, drawn with matplotlib, and its DICOM instance.
 
-IOD: PS3.3 A.45.1 (Encapsulated PDF): Patient and General Study modules copied from the
-source; Encapsulated Document Series (Modality DOC); General Equipment; SC Equipment
+**Page** (:func:`render_pdf`, A4 portrait, deterministic bytes: no creation date): the
+patient/study header (:func:`page_header`), the score table, the recommendation, caveats and
+the decision-support disclaimer, the profiles along the pullback and the maximum calcium frame
+(the drawings are :mod:`srservice.reporting.plots`). No pyplot: a bare
+:class:`matplotlib.figure.Figure` is drawn into :class:`PdfPages`, so no GUI backend and no
+global state are involved.
+
+**Instance** (:func:`build_pdf_dataset`): Encapsulated PDF Storage
+(:data:`srservice.sopclasses.REPORT_PDF`) in the source study. IOD: PS3.3 A.45.1
+(Encapsulated PDF): Patient and General Study modules copied from the source; Encapsulated
+Document Series (Modality DOC); General Equipment; SC Equipment
 (Conversion Type SYN, C.8.6.1); Encapsulated Document (C.24.2) with Source Instance Sequence
 referencing the IVUS pullback; SOP Common. highdicom has no encapsulated-document class, so
 the dataset is built with pydicom. UIDs come from :mod:`srservice.reporting.uids`.
@@ -10,7 +19,14 @@ the dataset is built with pydicom. UIDs come from :mod:`srservice.reporting.uids
 from __future__ import annotations
 
 import datetime as dt
+import io
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import (
@@ -20,10 +36,15 @@ from pydicom.uid import (
 )
 
 from srservice import ALGORITHM_NAME, ALGORITHM_VERSION, sopclasses
+from srservice.analysis.types import PullbackAnalysis
+from srservice.reporting import plots
 from srservice.reporting.uids import derived_uid, output_version
+from srservice.scoring import IvusCalciumScore
 
 PDF_SERIES_NUMBER = 991
 DOCUMENT_TITLE = "IVUS calcium score report (automated, unverified)"
+#: Page size: A4 portrait, inches.
+A4 = (8.27, 11.69)
 
 #: Patient and General Study attributes copied from the source (PS3.3 C.7.1.1, C.7.2.1).
 COPIED = (
@@ -34,6 +55,95 @@ COPIED = (
 #: Type 2 attributes that must be present even when the source lacks them.
 TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
          "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
+@dataclass(frozen=True)
+class PageHeader:
+    """What the header says (all already formatted strings)."""
+
+    title: str
+    lines: tuple[str, ...]
+
+
+def _date(value: object) -> str:
+    s = str(value or "")
+    return f"{s[:4]}-{s[4:6]}-{s[6:8]}" if len(s) == 8 and s.isdigit() else (s or "-")
+
+
+def page_header(header: Dataset) -> PageHeader:
+    """Patient / study lines of the PDF page, from the source dataset."""
+    name = str(header.get("PatientName", "") or "-").replace("^", " ").strip()
+    lines = (
+        f"Patient: {name}   ID: {header.get('PatientID', '') or '-'}   "
+        f"Born: {_date(header.get('PatientBirthDate'))}   "
+        f"Sex: {header.get('PatientSex', '') or '-'}",
+        f"Study:   {_date(header.get('StudyDate'))}  {header.get('StudyDescription', '') or ''}"
+        f"   Accession: {header.get('AccessionNumber', '') or '-'}",
+        f"Source:  IVUS series {header.get('SeriesNumber', '-')}, "
+        f"SOP Instance UID {header.get('SOPInstanceUID', '-')}",
+        f"Method:  {ALGORITHM_NAME} {ALGORITHM_VERSION}; IVUS calcium score of Zhang et al., "
+        "Circ Cardiovasc Interv 2021;14:e010296",
+    )
+    return PageHeader(title=DOCUMENT_TITLE, lines=lines)
+
+
+def render_pdf(header: PageHeader, analysis: PullbackAnalysis,
+               scores: Sequence[IvusCalciumScore], statements: Sequence[str],
+               frames: np.ndarray | None) -> bytes:
+    """Draw the one-page report and return the PDF bytes (deterministic: no creation date).
+
+    Parameters
+    ----------
+    header : PageHeader
+        Title and formatted patient / study lines.
+    analysis : PullbackAnalysis
+        Measurements along the pullback.
+    scores : sequence of IvusCalciumScore
+        One per lesion.
+    statements : sequence of str
+        Disclaimer, recommendations and caveats (:func:`srservice.reporting.sr.statements`).
+    frames : numpy.ndarray or None
+        ``(n, rows, cols)`` uint8 pullback pixels for the key-frame image.
+    """
+    fig = Figure(figsize=A4)
+    fig.text(0.05, 0.965, header.title, fontsize=13, weight="bold", va="top")
+    fig.text(0.05, 0.94, "\n".join(header.lines), fontsize=7.5, va="top", family="monospace",
+             linespacing=1.35)
+    n_rows = max(1, sum(len(s.components) + 1 for s in scores))
+    table_h = 0.0165 * (min(n_rows, 16) + 1)
+    top = 0.875
+    plots.draw_score_table(fig.add_axes((0.05, top - table_h, 0.9, table_h)), analysis, scores)
+    y = top - table_h - 0.012
+    wrapped = [textwrap.fill(s, 140) for s in statements[1:]]
+    body = "\n".join(wrapped)
+    n_lines = body.count("\n") + 1 if body else 0
+    fig.text(0.05, y, body, fontsize=7, va="top", linespacing=1.3)
+    y -= 0.0112 * n_lines + 0.008
+    fig.text(0.05, y, statements[0] if statements else "", fontsize=8, weight="bold",
+             va="top", color="#a00000")
+    y -= 0.012
+    bottom_img = 0.035
+    img_h = max(0.18, min(0.33, y - 0.30 - bottom_img))
+    plot_top = y - 0.02
+    plot_bottom = bottom_img + img_h + 0.06
+    plot_h = max(0.12, plot_top - plot_bottom)
+    ax_arc = fig.add_axes((0.1, plot_bottom + plot_h * 0.52, 0.86, plot_h * 0.44))
+    ax_area = fig.add_axes((0.1, plot_bottom, 0.86, plot_h * 0.40), sharex=ax_arc)
+    ax_arc.tick_params(labelbottom=False)
+    plots.draw_profiles(ax_arc, ax_area, analysis)
+    key = plots.key_frame(analysis, scores)
+    frame = next((f for f in analysis.frames if f.frame == key), None)
+    pixels = None
+    if frames is not None and key is not None and 1 <= key <= len(frames):
+        pixels = np.asarray(frames[key - 1])
+    plots.draw_key_frame(fig.add_axes((0.25, bottom_img, 0.5, img_h)), pixels, frame,
+                 analysis.pixel_spacing_mm,
+                 "Maximum calcium site" if analysis.lesions else "No calcified segment")
+    buf = io.BytesIO()
+    with PdfPages(buf, metadata={"CreationDate": None, "Producer": "srservice",
+                                 "Creator": "srservice", "Title": header.title}) as pdf:
+        pdf.savefig(fig)
+    return buf.getvalue()
 
 
 def build_pdf_dataset(header: Dataset, pdf_bytes: bytes,

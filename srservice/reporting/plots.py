@@ -1,45 +1,31 @@
-"""The one-page visual report (PDF bytes) drawn with matplotlib's PDF backend, no network.
+"""The drawings of the PDF page, each into a matplotlib :class:`~matplotlib.axes.Axes`.
 
-No pyplot: a bare :class:`matplotlib.figure.Figure` is drawn into :class:`PdfPages`, so no GUI
-backend and no global state are involved.
+- :func:`draw_score_table`: every score component with its measured value, threshold and
+  points, per calcified segment;
+- :func:`draw_profiles`: calcium arc (superficial and deep) and lumen / EEM area along the
+  pullback in mm, with the 270-degree line and the counted > 270-degree run highlighted;
+- :func:`draw_key_frame`: the maximum calcium frame (:func:`key_frame`) with lumen, EEM and
+  the calcium arc drawn over it (geometry from :mod:`srservice.reporting.overlay`).
 
-Page (A4 portrait): patient/study header; the score table with every component, its measured
-value, threshold and points; the recommendation, the caveats and the decision-support
-disclaimer; calcium arc (superficial and deep) and lumen / EEM area along the pullback in mm
-with the 270-degree line and the counted > 270-degree run highlighted; the maximum calcium
-frame with lumen, EEM and calcium arc drawn over it.
+The page layout is :func:`srservice.reporting.pdf.render_pdf`.
 """
 
 from __future__ import annotations
 
-import io
-import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_pdf import PdfPages
-from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
 from srservice.analysis.types import FrameMeasurement, PullbackAnalysis
 from srservice.reporting.overlay import arc_polylines, closed
 from srservice.scoring import IvusCalciumScore, ScoreComponent
 
-A4 = (8.27, 11.69)
 SUPERFICIAL = "#d62728"
 DEEP = "#ff9f40"
 LUMEN = "#17becf"
 VESSEL = "#e8d21d"
-
-
-@dataclass(frozen=True)
-class PageHeader:
-    """What the header says (all already formatted strings)."""
-
-    title: str
-    lines: tuple[str, ...]
 
 
 def _fmt_value(c: ScoreComponent) -> str:
@@ -50,7 +36,7 @@ def _fmt_value(c: ScoreComponent) -> str:
     return f"{c.value:.2f} {c.unit or ''}".strip()
 
 
-def _key_frame(analysis: PullbackAnalysis, scores: Sequence[IvusCalciumScore]) -> int | None:
+def key_frame(analysis: PullbackAnalysis, scores: Sequence[IvusCalciumScore]) -> int | None:
     """Maximum calcium frame of the highest-scoring lesion.
 
     Without lesions: the assessable frame with the largest calcium arc (the middle frame when
@@ -68,7 +54,9 @@ def _key_frame(analysis: PullbackAnalysis, scores: Sequence[IvusCalciumScore]) -
     return analysis.lesions[best].max_calcium_frame
 
 
-def _table(ax: Axes, analysis: PullbackAnalysis, scores: Sequence[IvusCalciumScore]) -> None:
+def draw_score_table(ax: Axes, analysis: PullbackAnalysis,
+                     scores: Sequence[IvusCalciumScore]) -> None:
+    """Draw the score table (one row per component, one total row per segment)."""
     ax.axis("off")
     rows: list[list[str]] = []
     for i, (lesion, score) in enumerate(zip(analysis.lesions, scores, strict=True), start=1):
@@ -102,7 +90,8 @@ def _table(ax: Axes, analysis: PullbackAnalysis, scores: Sequence[IvusCalciumSco
             cell.set_text_props(weight="bold")
 
 
-def _profiles(ax_arc: Axes, ax_area: Axes, analysis: PullbackAnalysis) -> None:
+def draw_profiles(ax_arc: Axes, ax_area: Axes, analysis: PullbackAnalysis) -> None:
+    """Draw the calcium arc and the lumen / EEM areas along the pullback."""
     fr = np.array([f.frame for f in analysis.frames], dtype=np.float64)
     spacing = analysis.frame_spacing_mm
     x = (fr - 1.0) * spacing if spacing else fr
@@ -153,8 +142,9 @@ def _profiles(ax_arc: Axes, ax_area: Axes, analysis: PullbackAnalysis) -> None:
             ax.set_xlim(lo - pad, hi + pad)
 
 
-def _frame_image(ax: Axes, pixels: np.ndarray | None, frame: FrameMeasurement | None,
-                 pixel_spacing_mm: float | None, title: str) -> None:
+def draw_key_frame(ax: Axes, pixels: np.ndarray | None, frame: FrameMeasurement | None,
+                   pixel_spacing_mm: float | None, title: str) -> None:
+    """Draw one frame with its lumen and EEM contours and the calcium arc pieces."""
     ax.set_xticks([])
     ax.set_yticks([])
     if pixels is None or frame is None:
@@ -178,62 +168,3 @@ def _frame_image(ax: Axes, pixels: np.ndarray | None, frame: FrameMeasurement | 
     ax.set_title(f"{title}: frame {frame.frame}  (superficial arc "
                  f"{frame.superficial_calcium_arc_deg:.0f}°, any depth "
                  f"{frame.calcium_arc_deg:.0f}°)", fontsize=7.5)
-
-
-def render_pdf(header: PageHeader, analysis: PullbackAnalysis,
-               scores: Sequence[IvusCalciumScore], statements: Sequence[str],
-               frames: np.ndarray | None) -> bytes:
-    """Draw the one-page report and return the PDF bytes (deterministic: no creation date).
-
-    Parameters
-    ----------
-    header : PageHeader
-        Title and formatted patient / study lines.
-    analysis : PullbackAnalysis
-        Measurements along the pullback.
-    scores : sequence of IvusCalciumScore
-        One per lesion.
-    statements : sequence of str
-        Disclaimer, recommendations and caveats (:func:`srservice.reporting.sr.statements`).
-    frames : numpy.ndarray or None
-        ``(n, rows, cols)`` uint8 pullback pixels for the key-frame image.
-    """
-    fig = Figure(figsize=A4)
-    fig.text(0.05, 0.965, header.title, fontsize=13, weight="bold", va="top")
-    fig.text(0.05, 0.94, "\n".join(header.lines), fontsize=7.5, va="top", family="monospace",
-             linespacing=1.35)
-    n_rows = max(1, sum(len(s.components) + 1 for s in scores))
-    table_h = 0.0165 * (min(n_rows, 16) + 1)
-    top = 0.875
-    _table(fig.add_axes((0.05, top - table_h, 0.9, table_h)), analysis, scores)
-    y = top - table_h - 0.012
-    wrapped = [textwrap.fill(s, 140) for s in statements[1:]]
-    body = "\n".join(wrapped)
-    n_lines = body.count("\n") + 1 if body else 0
-    fig.text(0.05, y, body, fontsize=7, va="top", linespacing=1.3)
-    y -= 0.0112 * n_lines + 0.008
-    fig.text(0.05, y, statements[0] if statements else "", fontsize=8, weight="bold",
-             va="top", color="#a00000")
-    y -= 0.012
-    bottom_img = 0.035
-    img_h = max(0.18, min(0.33, y - 0.30 - bottom_img))
-    plot_top = y - 0.02
-    plot_bottom = bottom_img + img_h + 0.06
-    plot_h = max(0.12, plot_top - plot_bottom)
-    ax_arc = fig.add_axes((0.1, plot_bottom + plot_h * 0.52, 0.86, plot_h * 0.44))
-    ax_area = fig.add_axes((0.1, plot_bottom, 0.86, plot_h * 0.40), sharex=ax_arc)
-    ax_arc.tick_params(labelbottom=False)
-    _profiles(ax_arc, ax_area, analysis)
-    key = _key_frame(analysis, scores)
-    frame = next((f for f in analysis.frames if f.frame == key), None)
-    pixels = None
-    if frames is not None and key is not None and 1 <= key <= len(frames):
-        pixels = np.asarray(frames[key - 1])
-    _frame_image(fig.add_axes((0.25, bottom_img, 0.5, img_h)), pixels, frame,
-                 analysis.pixel_spacing_mm,
-                 "Maximum calcium site" if analysis.lesions else "No calcified segment")
-    buf = io.BytesIO()
-    with PdfPages(buf, metadata={"CreationDate": None, "Producer": "srservice",
-                                 "Creator": "srservice", "Title": header.title}) as pdf:
-        pdf.savefig(fig)
-    return buf.getvalue()

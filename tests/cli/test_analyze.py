@@ -13,8 +13,10 @@ import pytest
 
 import srservice.phantom as phantom
 import srservice.phantom.writer as writer
-from srservice import cli, results
-from srservice.analyze_cmd import JSON_NAME, PDF_NAME, SR_NAME
+from srservice import cli
+from srservice.reporting.outputs import PDF_NAME, SR_NAME
+from srservice.reporting.outputs import SUMMARY_NAME as JSON_NAME
+from srservice.reporting.summary import FIXED_TOP_KEYS, build_summary
 from tests.support.environment import require_tool
 from tests.support.reporting import analysis
 
@@ -37,7 +39,7 @@ TOP_TYPES = {"sop_instance_uid": str, "frame_count": int, "frame_spacing_mm": (f
 def check_schema(doc: dict[str, Any]) -> None:
     """The fixed keys of ISSUE 2 item 5 with their types (bool is not an int here)."""
     assert set(TOP_TYPES) <= set(doc)
-    assert set(TOP_TYPES) == set(results.FIXED_TOP_KEYS)
+    assert set(TOP_TYPES) == set(FIXED_TOP_KEYS)
     for key, typ in TOP_TYPES.items():
         assert isinstance(doc[key], typ), key
     for frame in doc["frames"]:
@@ -86,11 +88,11 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 def test_schema_of_hand_made_analyses() -> None:
     for kind in ("score2", "none", "outside"):
         for spacing in (True, False):
-            doc = results.summary("1.2.3", analysis(kind, spacing=spacing))
+            doc = build_summary("1.2.3", analysis(kind, spacing=spacing))
             check_schema(json.loads(json.dumps(doc, allow_nan=False)))
-    assert results.summary("1.2.3", analysis("none"))["ivus_calcium_score"] == 0
-    assert results.summary("1.2.3", analysis("score2"))["ivus_calcium_score"] == 2
-    assert results.summary("1.2.3", analysis("score2", spacing=False))["ivus_calcium_score"] is None
+    assert build_summary("1.2.3", analysis("none"))["ivus_calcium_score"] == 0
+    assert build_summary("1.2.3", analysis("score2"))["ivus_calcium_score"] == 2
+    assert build_summary("1.2.3", analysis("score2", spacing=False))["ivus_calcium_score"] is None
 
 
 def test_json_output(calcium_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,12 +15,14 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
 from srservice.cli import main as cli_main
-from srservice.config import Destination, Settings, load_settings
-from srservice.delivery import OUTBOX, deliver_one
+from srservice.config import OUTBOX, Destination, Settings, load_settings
+from srservice.delivery.attempt import deliver_one
+from srservice.delivery.outbox import copy_to_outbox
+from srservice.delivery.scu import c_echo as echo
+from srservice.delivery.scu import c_store as store
 from srservice.errors import DeliveryError
 from srservice.jobs import JobState, JobStore, ReportRecord
-from srservice.outputs import copy_to_outbox, write_job_outputs
-from srservice.pacs import echo, store
+from srservice.reporting.outputs import Outputs, write_outputs
 from tests.support.environment import free_port
 from tests.support.orthanc import OrthancServer
 
@@ -119,8 +121,8 @@ def reported_job(settings: Settings, jobs: JobStore, destinations: list[str]) ->
     job_id = jobs.add_instance(stored(generate_uid()), trigger="job").job_id
     assert job_id is not None
     jobs.claim_job(job_id, "me:1", stale_after_seconds=60)
-    written = write_job_outputs(settings.data_dir / "outputs", job_id, output(SR_CLASS),
-                                output(PDF_CLASS), {"ivus_calcium_score": 1})
+    written = write_outputs(settings.outputs_dir / str(job_id),
+                            Outputs(output(SR_CLASS), output(PDF_CLASS), {"ivus_calcium_score": 1}))
     rec = ReportRecord(str(written.directory), str(written.sr_path), str(written.pdf_path),
                        written.sr_sop_instance_uid, written.pdf_sop_instance_uid, 1,
                        {"ivus_calcium_score": 1})

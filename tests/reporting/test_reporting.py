@@ -14,8 +14,8 @@ import pytest
 from pydicom.sr.codedict import codes
 
 from srservice import ALGORITHM_VERSION
-from srservice.reporting import Outputs, produce_outputs
 from srservice.reporting import codes as c
+from srservice.reporting.outputs import Outputs, produce_outputs
 from srservice.reporting.overlay import arc_pieces, arc_polylines, closed
 from srservice.reporting.uids import derived_uid
 from srservice.scoring import DISCLAIMER

@@ -1,11 +1,7 @@
-"""Hand-made inputs for the reporting tests: a small IVUS source dataset and an analysis.
-
-No tests here; imported by tests/test_reporting*.py and tests/test_analyze_cli*.py.
-"""
+"""Hand-made inputs for the reporting tests: a small IVUS source dataset and analyses."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +21,7 @@ from srservice.analysis.types import (
     Pullback,
     PullbackAnalysis,
 )
+from srservice.dicomio import LoadedPullback
 
 SOURCE_SOP_UID = "1.2.826.0.1.3680043.8.498.1001"
 STUDY_UID = "1.2.826.0.1.3680043.8.498.1002"
@@ -33,17 +30,6 @@ ROWS = 128
 FRAMES = 40
 PIXEL_MM = 0.05
 FRAME_MM = 0.5
-
-
-@dataclass(frozen=True)
-class FakeLoaded:
-    """Same attributes as srservice.dicomio.LoadedPullback."""
-
-    pullback: Pullback
-    header: Dataset
-    sop_instance_uid: str
-    frame_sop_instance_uids: tuple[str, ...] = ()
-    frame_headers: tuple[Dataset, ...] = ()
 
 
 def source_dataset(frames: np.ndarray | None = None) -> Dataset:
@@ -165,14 +151,15 @@ def analysis(kind: str = "score2", *, spacing: bool = True) -> PullbackAnalysis:
                             frames=frames, lesions=lesions, not_assessable=notes)
 
 
-def loaded(*, spacing: bool = True) -> FakeLoaded:
+def loaded(*, spacing: bool = True) -> LoadedPullback:
+    """The source dataset, decoded as the loader would (header without Pixel Data)."""
     header = source_dataset()
     frames = synthetic_frames()
     del header.PixelData
     pb = Pullback(frames=frames, pixel_spacing_mm=PIXEL_MM if spacing else None,
                   frame_spacing_mm=FRAME_MM if spacing else None,
                   catheter_center=(ROWS / 2, ROWS / 2))
-    return FakeLoaded(pullback=pb, header=header, sop_instance_uid=SOURCE_SOP_UID)
+    return LoadedPullback(pullback=pb, header=header, sop_instance_uid=SOURCE_SOP_UID)
 
 
 def write_single_frame_series(directory: Path, n: int = 3) -> list[Path]:
@@ -217,7 +204,3 @@ def write_source(path: str) -> str:
     ds = source_dataset()
     pydicom.dcmwrite(path, ds, enforce_file_format=True)
     return path
-
-
-__all__ = ["FakeLoaded", "analysis", "loaded", "replace", "small_analysis", "source_dataset",
-           "write_single_frame_series", "write_source"]

@@ -1,6 +1,6 @@
-"""The JSON of ``srservice analyze --json`` (fixed keys: ISSUE 2 item 5; more keys are extra).
+"""The summary JSON of an analysed pullback (``analyze --json``, a job's ``summary.json``).
 
-Fixed schema (other tools read it)::
+Fixed schema (other tools read these keys; more keys are extra and may be added)::
 
     {"sop_instance_uid": str, "frame_count": int, "frame_spacing_mm": float|null,
      "pixel_spacing_mm": float|null,
@@ -23,19 +23,19 @@ a lesion whose score is incomplete could exceed the highest known score, see
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
-
-from pydicom.dataset import Dataset
+from typing import Any
 
 from srservice import ALGORITHM_NAME, ALGORITHM_VERSION
-from srservice.analysis.types import FrameMeasurement, LesionFeatures, Pullback, PullbackAnalysis
+from srservice.analysis.types import FrameMeasurement, LesionFeatures, PullbackAnalysis
+from srservice.dicomio import LoadedPullback
 from srservice.reporting.uids import derived_uid, output_version
 from srservice.scoring import (
     DISCLAIMER,
     IvusCalciumScore,
     ScoreComponent,
     highest_total,
-    ivus_calcium_score,
+    overall_recommendation,
+    score_lesions,
 )
 
 FIXED_FRAME_KEYS = ("frame", "lumen_area_mm2", "eem_area_mm2", "eem_mean_diameter_mm",
@@ -47,30 +47,6 @@ FIXED_LESION_KEYS = ("start_frame", "end_frame", "max_calcium_frame",
                      "calcium_modification_recommended")
 FIXED_TOP_KEYS = ("sop_instance_uid", "frame_count", "frame_spacing_mm", "pixel_spacing_mm",
                   "frames", "lesions", "ivus_calcium_score")
-
-
-class LoadedLike(Protocol):
-    """What the reports need from :class:`srservice.dicomio.LoadedPullback`."""
-
-    @property
-    def pullback(self) -> Pullback:
-        """The decoded pullback (frames for the key-frame image)."""
-
-    @property
-    def header(self) -> Dataset:
-        """Source dataset without pixel data."""
-
-    @property
-    def sop_instance_uid(self) -> str:
-        """Source SOP Instance UID."""
-
-    @property
-    def frame_sop_instance_uids(self) -> tuple[str, ...]:
-        """One SOP Instance UID per frame for a single-frame series (else empty)."""
-
-    @property
-    def frame_headers(self) -> tuple[Dataset, ...]:
-        """One header per frame for a single-frame series (else empty)."""
 
 
 def _num(value: float | None) -> float | None:
@@ -127,15 +103,10 @@ def _lesion(lesion: LesionFeatures, score: IvusCalciumScore) -> dict[str, Any]:
     }
 
 
-def scores_for(analysis: PullbackAnalysis) -> list[IvusCalciumScore]:
-    """IVUS calcium score of every lesion, in order."""
-    return [ivus_calcium_score(lesion) for lesion in analysis.lesions]
-
-
-def summary(sop_instance_uid: str, analysis: PullbackAnalysis,
+def build_summary(sop_instance_uid: str, analysis: PullbackAnalysis,
             scores: Sequence[IvusCalciumScore] | None = None, *, revision: str | None = None,
-            source_sop_instance_uids: Sequence[str] = ()) -> dict[str, Any]:
-    """Build the ``analyze --json`` dictionary from an analysis (JSON-serialisable).
+                  source_sop_instance_uids: Sequence[str] = ()) -> dict[str, Any]:
+    """Build the summary dictionary of an analysis (JSON-serialisable).
 
     Parameters
     ----------
@@ -147,16 +118,13 @@ def summary(sop_instance_uid: str, analysis: PullbackAnalysis,
         Precomputed lesion scores (default: computed here).
     revision : str, optional
         Revision of a superseding report: the output UIDs listed are derived with it (as in
-        :func:`srservice.reporting.produce_outputs`) and ``"revision"`` is added.
+        :func:`srservice.reporting.outputs.produce_outputs`) and ``"revision"`` is added.
     source_sop_instance_uids : sequence of str, optional
         For a single-frame series, the instance of every frame in frame order (added as
         ``"source_sop_instance_uids"``).
     """
-    scores = list(scores) if scores is not None else scores_for(analysis)
+    scores = list(scores) if scores is not None else score_lesions(analysis.lesions)
     version = output_version(revision)
-    decided = [s.calcium_modification_recommended for s in scores]
-    overall: bool | None = (True if any(d is True for d in decided)
-                            else False if all(d is False for d in decided) else None)
     doc: dict[str, Any] = {
         "sop_instance_uid": sop_instance_uid,
         "frame_count": int(analysis.frame_count),
@@ -166,7 +134,7 @@ def summary(sop_instance_uid: str, analysis: PullbackAnalysis,
         "lesions": [_lesion(x, s) for x, s in zip(analysis.lesions, scores, strict=True)],
         "ivus_calcium_score": highest_total(scores),
         # extra keys
-        "calcium_modification_recommended": overall,
+        "calcium_modification_recommended": overall_recommendation(scores),
         "not_assessable": list(analysis.not_assessable),
         "algorithm": {"name": ALGORITHM_NAME, "version": ALGORITHM_VERSION},
         "sr_sop_instance_uid": derived_uid(sop_instance_uid, "sr-instance", version),
@@ -180,8 +148,7 @@ def summary(sop_instance_uid: str, analysis: PullbackAnalysis,
     return doc
 
 
-def analysis_json(loaded: LoadedLike, analysis: PullbackAnalysis) -> dict[str, Any]:
-    """Return the exact JSON of ``srservice analyze --json`` for a loaded, analysed pullback."""
-    return summary(loaded.sop_instance_uid, analysis,
-                   source_sop_instance_uids=loaded.frame_sop_instance_uids)
-
+def summary_of(loaded: LoadedPullback, analysis: PullbackAnalysis) -> dict[str, Any]:
+    """Return the summary of a loaded, analysed pullback (the first report of its source)."""
+    return build_summary(loaded.sop_instance_uid, analysis,
+                         source_sop_instance_uids=loaded.frame_sop_instance_uids)

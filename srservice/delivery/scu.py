@@ -5,7 +5,7 @@ over DICOM TLS (PS3.15 Annex B.1, context from :func:`srservice.tlsconfig.client
 Each dataset's C-STORE status is checked on its own: Success (0x0000) and the Warning
 statuses 0xB000, 0xB006, 0xB007 (PS3.4 Table B.2-1) count as stored; anything else, an
 association that is rejected or aborted, or no response raises
-:class:`srservice.errors.DeliveryError` (retried with backoff by :mod:`srservice.delivery`).
+:class:`srservice.errors.DeliveryError` (retried with backoff, :mod:`srservice.delivery.attempt`).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _associate(ae: AE, dest: Destination, settings: Settings) -> Any:
     return assoc
 
 
-def echo(dest: Destination, settings: Settings) -> int:
+def c_echo(dest: Destination, settings: Settings) -> int:
     """Send a C-ECHO to ``dest`` and return its status (0x0000 = Success).
 
     Raises
@@ -80,7 +80,7 @@ def echo(dest: Destination, settings: Settings) -> int:
     return int(status.Status)
 
 
-def store(dest: Destination, datasets: Sequence[Dataset], settings: Settings) -> None:
+def c_store(dest: Destination, datasets: Sequence[Dataset], settings: Settings) -> None:
     """C-STORE every dataset to ``dest`` in one association and check each status.
 
     Raises
