@@ -18,10 +18,10 @@ from pynetdicom import AE
 
 from srservice.config import Settings
 from srservice.errors import DeliveryError, TransientError
-from srservice.jobs import JobStore, JobView
+from srservice.jobs.models import TERMINAL_JOB_STATES, JobState
+from srservice.jobs.store import JobStore
+from srservice.jobs.views import JobView
 from srservice.phantom import CaseSpec, LesionSpec, PhantomCase, make_case
-
-TERMINAL = ("delivered", "failed", "dead")
 
 
 def demo_spec(*, seed: int = 11, rate_mm_s: float = 5.0) -> CaseSpec:
@@ -73,7 +73,7 @@ def wait_for_job(store: JobStore, sop_instance_uid: str, timeout: float) -> JobV
         except TransientError:
             jobs = []
         job = jobs[0] if jobs else None
-        if job is not None and job.state in TERMINAL:
+        if job is not None and job.state in TERMINAL_JOB_STATES:
             return job
         time.sleep(0.5)
     return job
@@ -103,4 +103,4 @@ def run_demo(settings: Settings, *, host: str, port: int, aec: str, aet: str, ti
     if job.score_total is not None or job.sr_path:
         print(f"IVUS calcium score: {job.score_total} (phantom's expected score "
               f"{case.truth.expected_score}); report in {job.output_dir}")
-    return 0 if job.state == "delivered" else 1
+    return 0 if job.state == JobState.DELIVERED else 1

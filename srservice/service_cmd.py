@@ -21,11 +21,11 @@ from types import FrameType
 from typing import Any
 
 from srservice.config import Settings
+from srservice.jobs.dispatch import QUEUE
+from srservice.jobs.models import DeliveryState, JobState
+from srservice.jobs.views import JobView
 
 LOGGER = logging.getLogger(__name__)
-
-TERMINAL = ("delivered", "failed", "dead")
-
 
 class WorkerPool:
     """Embedded Celery worker subprocesses of ``serve``, restarted when they exit."""
@@ -73,11 +73,11 @@ class WorkerPool:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Run the listener, the sweeper and (embedded mode) the workers until SIGTERM/SIGINT."""
-    from srservice.intake import make_on_stored
-    from srservice.jobs import JobStore
+    from srservice.jobs.dispatch import Dispatcher
+    from srservice.jobs.intake import make_on_stored
+    from srservice.jobs.store import JobStore
+    from srservice.jobs.sweeper import Sweeper
     from srservice.listener.scp import start_scp
-    from srservice.sweeper import Sweeper
-    from workers.app import Dispatcher
 
     updates = {k: v for k, v in (("port", args.port), ("host", args.host)) if v is not None}
     if updates:
@@ -116,16 +116,30 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    """Run a Celery worker consuming the srservice queue (blocks until shut down)."""
-    from workers.app import QUEUE, create_app
+def worker_command(settings: Settings, concurrency: int | None = None) -> list[str]:
+    """Return the Celery worker program for ``settings`` (``celery -A workers.app worker``)."""
+    return [sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+            "--loglevel", settings.log_level,
+            "--concurrency", str(concurrency or settings.worker_concurrency),
+            "-Q", QUEUE, "-n", f"srservice-{os.getpid()}@%h",
+            "--without-gossip", "--without-mingle", "--without-heartbeat"]
 
-    app = create_app(settings)
-    concurrency = args.concurrency or settings.worker_concurrency
-    app.worker_main(["worker", "--loglevel", settings.log_level, "--concurrency",
-                     str(concurrency), "-Q", QUEUE, "-n", f"srservice-{os.getpid()}@%h",
-                     "--without-gossip", "--without-mingle", "--without-heartbeat"])
-    return 0
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """Return our environment plus the settings the command line changed (for the worker)."""
+    return {**os.environ, "SRSERVICE_DATA_DIR": str(settings.data_dir.resolve()),
+            "SRSERVICE_LOG_LEVEL": settings.log_level}
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Become a Celery worker consuming the srservice queue (blocks until shut down).
+
+    The worker program is the ``workers`` package (the Celery app and its thin tasks), run
+    with Celery's own command line in this process (``exec``: same pid, same signals), so
+    :mod:`srservice` never imports ``workers``.
+    """
+    os.execvpe(sys.executable, worker_command(settings, args.concurrency),
+               worker_environment(settings))
 
 
 def cmd_echo(args: argparse.Namespace, settings: Settings) -> int:
@@ -138,16 +152,16 @@ def cmd_echo(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if status == 0 else 1
 
 
-def _delivery_text(job: Any) -> str:
+def _delivery_text(job: JobView) -> str:
     if not job.deliveries:
         return "-"
-    done = sum(d.state == "delivered" for d in job.deliveries)
+    done = sum(d.state == DeliveryState.DELIVERED for d in job.deliveries)
     return f"{done}/{len(job.deliveries)} delivered"
 
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     """List jobs (newest first) as a table or JSON."""
-    from srservice.jobs import JobStore
+    from srservice.jobs.store import JobStore
 
     store = JobStore(settings.effective_database_url)
     jobs = store.list_jobs(state=args.state, limit=args.limit)
@@ -165,8 +179,8 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
     """Re-queue a failed or dead job (analysis again, or only its undelivered reports)."""
-    from srservice.jobs import JobStore
-    from workers.app import Dispatcher
+    from srservice.jobs.dispatch import Dispatcher, enqueue_deliveries, enqueue_jobs
+    from srservice.jobs.store import JobStore
 
     store = JobStore(settings.effective_database_url)
     try:
@@ -176,11 +190,11 @@ def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     dispatcher = Dispatcher(settings)
     job = store.get_job(args.job)
-    if what == "analysis" and dispatcher.analyze(args.job):
-        store.mark_queued([args.job])
+    if what == "analysis":
+        enqueue_jobs(store, dispatcher, [args.job])
     elif what == "deliveries" and job is not None:
-        sent = [d.id for d in job.deliveries if d.state == "pending" and dispatcher.deliver(d.id)]
-        store.mark_deliveries_enqueued(sent)
+        enqueue_deliveries(store, dispatcher, [d.id for d in job.deliveries
+                                               if d.state == DeliveryState.PENDING])
     print(f"job {args.job}: re-queued ({'analysis' if what == 'analysis' else 'delivery only'})")
     return 0
 
@@ -227,8 +241,7 @@ def add_parser(sub: Any) -> None:
 
     p = sub.add_parser("jobs", help="list jobs and their states",
                        description="List jobs (newest first) from the job store.")
-    p.add_argument("--state", choices=["received", "queued", "running", "reported",
-                                       "delivered", "failed", "dead"])
+    p.add_argument("--state", choices=[s.value for s in JobState])
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--limit", type=_positive_int, default=200)
     p.set_defaults(func=cmd_jobs)
@@ -252,4 +265,4 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-__all__ = ["TERMINAL", "WorkerPool", "add_parser"]
+__all__ = ["WorkerPool", "add_parser"]

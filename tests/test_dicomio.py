@@ -12,7 +12,7 @@ from pydicom.uid import CTImageStorage, UltrasoundImageStorage
 
 from srservice.dicomio import load_pullback
 from srservice.errors import InvalidDicomError
-from srservice.intake import trigger_for
+from srservice.jobs.intake import trigger_for
 from srservice.phantom import PhantomCase, small_case
 from srservice.phantom.writer import build_dataset, write_pullback
 from srservice.sopclasses import MULTI_FRAME_IVUS, SINGLE_FRAME_IVUS

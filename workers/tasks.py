@@ -9,36 +9,54 @@
 
 A :class:`srservice.errors.TransientError` raised before the job store could record anything
 (database briefly unavailable) retries the task with exponential backoff.
+
+The process's settings are given by :func:`configure` (``workers.app.create_app``) or loaded
+from the environment on first use (``celery -A workers.app worker``).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from typing import Any
 
 from celery import Celery, Task
 
+from srservice.config import Settings, load_settings
 from srservice.delivery.attempt import deliver_one
 from srservice.errors import TransientError
-from srservice.jobs import JobStore, worker_identity
+from srservice.jobs.dispatch import ANALYZE_TASK, DELIVER_TASK, Dispatcher
 from srservice.jobs.runner import run_analysis
-from workers.app import ANALYZE_TASK, DELIVER_TASK, PUBLISH_RETRY_POLICY, QUEUE, current_settings
-
-LOGGER = logging.getLogger(__name__)
-
-_stores: dict[tuple[int, str], JobStore] = {}
-_stores_lock = threading.Lock()
+from srservice.jobs.store import JobStore, worker_identity
 
 #: Retries of a task whose job store was unreachable (then the sweeper takes over).
 TRANSIENT_RETRIES = 20
+
+_settings: Settings | None = None
+_lock = threading.Lock()
+_stores: dict[tuple[int, str], JobStore] = {}
+
+
+def configure(settings: Settings) -> None:
+    """Use ``settings`` for the tasks of this process."""
+    global _settings
+    with _lock:
+        _settings = settings
+
+
+def current_settings() -> Settings:
+    """Return the settings of this worker process (loaded once on first use)."""
+    global _settings
+    with _lock:
+        if _settings is None:
+            _settings = load_settings()
+        return _settings
 
 
 def job_store() -> JobStore:
     """Return this process's job store (created after fork, never shared with a parent)."""
     key = (os.getpid(), current_settings().effective_database_url)
-    with _stores_lock:
+    with _lock:
         store = _stores.get(key)
         if store is None:
             for old_key in [k for k in _stores if k[0] != key[0]]:
@@ -48,25 +66,16 @@ def job_store() -> JobStore:
         return store
 
 
-def _send(celery: Celery, name: str, item_id: int) -> bool:
-    try:
-        celery.send_task(name, args=[item_id], queue=QUEUE, retry=True,
-                         retry_policy=PUBLISH_RETRY_POLICY)
-    except Exception as exc:  # the sweeper re-sends what could not be published
-        LOGGER.warning("could not send %s(%s): %s", name, item_id, exc)
-        return False
-    return True
-
-
 def analyze_job(job_id: int, celery: Celery | None = None) -> str:
-    """Body of the ``analyze_job`` task (see :func:`srservice.jobs.runner.run_analysis`)."""
+    """Body of the ``analyze_job`` task (see :func:`srservice.jobs.runner.run_analysis`).
+
+    ``celery`` publishes the deliver tasks of the new deliveries; without it they are left
+    to the sweeper.
+    """
     settings = current_settings()
-
-    def send_delivery(delivery_id: int) -> bool:
-        return celery is not None and _send(celery, DELIVER_TASK, delivery_id)
-
+    enqueuer = Dispatcher(settings, celery) if celery is not None else None
     return run_analysis(settings, job_store(), job_id, owner=worker_identity(),
-                        send_delivery=send_delivery)
+                        enqueuer=enqueuer)
 
 
 def deliver(delivery_id: int) -> str:

@@ -1,6 +1,6 @@
 """SQLAlchemy 2 typed ORM models of the job store: instances, jobs and deliveries.
 
-The job store is the source of truth of the service (docs/architecture.md): every stored
+The job store is the source of truth of the service (``docs/architecture.md``): every stored
 instance, every analysis job and every delivery of a report to one destination is a row here,
 with its state and timestamps. Celery only carries the row ids.
 
@@ -50,6 +50,28 @@ class JobState(enum.StrEnum):
 #: States after which the analysis never runs again (unless an operator retries).
 FINISHED_ANALYSIS = frozenset({JobState.REPORTED, JobState.DELIVERED, JobState.FAILED,
                                JobState.DEAD})
+#: States a job ends in: nothing more happens to it unless an operator retries it.
+TERMINAL_JOB_STATES = frozenset({JobState.DELIVERED, JobState.FAILED, JobState.DEAD})
+
+
+class JobKind(enum.StrEnum):
+    """What a job analyses."""
+
+    PULLBACK = "pullback"
+    """One instance holding the whole pullback (multi-frame, or one frame)."""
+    SERIES = "series"
+    """A series of single-frame instances, assembled by Instance Number."""
+
+
+class Trigger(enum.StrEnum):
+    """What a stored instance starts (decided by :func:`srservice.jobs.intake.trigger_for`)."""
+
+    JOB = "job"
+    """A pullback job for this instance, now."""
+    SERIES = "series"
+    """The series job of its Series Instance UID, after a quiet period."""
+    NONE = "none"
+    """Nothing: the instance is recorded, not analysed."""
 
 
 class DeliveryState(enum.StrEnum):
@@ -119,12 +141,12 @@ class Instance(Base):
 
 
 class Job(Base):
-    """One analysis: of one multi-frame instance (kind ``pullback``) or of a series (``series``)."""
+    """One analysis: of one instance (:attr:`JobKind.PULLBACK`) or of a series (``SERIES``)."""
 
     __tablename__ = "jobs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16), default="pullback")
+    kind: Mapped[str] = mapped_column(String(16), default=JobKind.PULLBACK)
     instance_id: Mapped[int | None] = mapped_column(ForeignKey("instances.id"), index=True)
     source_sop_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
     series_instance_uid: Mapped[str] = mapped_column(String(64), index=True)

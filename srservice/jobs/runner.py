@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from srservice.config import Settings
-from srservice.dicomio import LoadedPullback, load_pullback
+from srservice.dicomio import LoadedPullback, load_pullback, load_series
 from srservice.errors import Outcome, TransientError, outcome_for, reason_for
+from srservice.jobs.dispatch import Enqueuer, enqueue_deliveries
+from srservice.jobs.models import JobKind
 from srservice.jobs.store import Claim, JobStore, ReportRecord
 from srservice.jobs.views import InstanceView, JobView
 from srservice.reporting.outputs import produce_outputs, write_outputs
-from srservice.series import load_series
 
 LOGGER = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Heartbeat:
 
 def load_job_input(settings: Settings, job: JobView, inputs: list[InstanceView]) -> LoadedPullback:
     """Load a job's pullback (one multi-frame instance, or a single-frame series)."""
-    if job.kind == "series":
+    if job.kind == JobKind.SERIES:
         return load_series([Path(i.path) for i in inputs],
                            default_pixel_spacing_mm=settings.default_pixel_spacing_mm,
                            default_frame_spacing_mm=settings.default_frame_spacing_mm)
@@ -83,8 +83,8 @@ def _analyze_and_write(settings: Settings, store: JobStore, job: JobView) -> Rep
 
     loaded = load_job_input(settings, job, store.job_inputs(job.id))
     analysis = analyze_pullback(loaded.pullback)
-    # Coordination decision 1: the first job of an instance has no revision (plain derived
-    # UIDs); a superseding job's revision (content hash prefix) gives its report new UIDs.
+    # The first job of an instance has no revision (plain derived UIDs); a superseding job's
+    # revision (content hash prefix) gives its report new UIDs (srservice.reporting.uids).
     outputs = produce_outputs(loaded, analysis, revision=job.revision or None)
     written = write_outputs(settings.outputs_dir / str(job.id), outputs)
     summary = dict(outputs.summary)
@@ -97,8 +97,21 @@ def _analyze_and_write(settings: Settings, store: JobStore, job: JobView) -> Rep
 
 
 def run_analysis(settings: Settings, store: JobStore, job_id: int, *, owner: str,
-                 send_delivery: Callable[[int], bool]) -> str:
+                 enqueuer: Enqueuer | None) -> str:
     """Run one analyze task for ``job_id``.
+
+    Parameters
+    ----------
+    settings : Settings
+        Site defaults, time-outs, destinations and the outputs directory.
+    store : JobStore
+        The job store.
+    job_id : int
+        The job to run.
+    owner : str
+        This worker's identity (:func:`srservice.jobs.store.worker_identity`).
+    enqueuer : Enqueuer or None
+        Sends the deliver tasks of the new deliveries; None leaves them to the sweeper.
 
     Returns
     -------
@@ -132,9 +145,6 @@ def run_analysis(settings: Settings, store: JobStore, job_id: int, *, owner: str
         return "lost"
     LOGGER.info("job %s: reported (score %s), %d deliveries", job_id, record.score_total,
                 len(ids))
-    sent = [d for d in ids if send_delivery(d)]
-    try:
-        store.mark_deliveries_enqueued(sent)
-    except TransientError as exc:  # the sweeper re-sends; deliveries are idempotent
-        LOGGER.warning("job %s: could not record sent deliveries: %s", job_id, exc)
+    if enqueuer is not None:
+        enqueue_deliveries(store, enqueuer, ids)
     return "reported"

@@ -3,7 +3,8 @@ r"""The job store: recording instances and the state transitions of jobs.
 Every transition is a guarded compare-and-set ``UPDATE ... WHERE id = :id AND state = :seen
 AND attempts = :seen`` so two workers can never both run one job: whoever's update changes a
 row wins, the other sees ``rowcount == 0`` and backs off. Delivery transitions live in
-:mod:`srservice.jobs.deliveries`, the sweeper's queries in :mod:`srservice.jobs.sweep`.
+:mod:`srservice.jobs.deliveries`; :meth:`JobStore.sweep` is the sweeper's query (the thread
+that runs it is :mod:`srservice.jobs.sweeper`).
 
 State machine (docs/configuration.md describes the settings that drive it)::
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,11 +38,12 @@ from srservice.jobs.models import (
     DeliveryState,
     Instance,
     Job,
+    JobKind,
     JobState,
+    Trigger,
     utcnow,
 )
-from srservice.jobs.sweep import SweepMixin
-from srservice.jobs.views import DeliveryView, InstanceView, IntakeResult, JobView
+from srservice.jobs.views import DeliveryView, InstanceView, IntakeResult, JobView, SweepResult
 from srservice.listener.spool import StoredInstance
 
 #: A job whose worker was lost this many times is marked dead (a poison input that kills its
@@ -94,7 +96,7 @@ def owner_alive(owner: str | None) -> bool:
     return True
 
 
-class JobStore(DeliveryMixin, SweepMixin):
+class JobStore(DeliveryMixin):
     """The job store on one database URL (see :mod:`srservice.jobs.db`).
 
     Parameters
@@ -112,7 +114,7 @@ class JobStore(DeliveryMixin, SweepMixin):
         self.engine.dispose()
 
     # ------------------------------------------------------------------ intake
-    def add_instance(self, stored: StoredInstance, *, trigger: str,
+    def add_instance(self, stored: StoredInstance, *, trigger: Trigger,
                      quiet_seconds: float = 0.0) -> IntakeResult:
         """Record a stored instance and create or refresh its job in one transaction.
 
@@ -120,9 +122,9 @@ class JobStore(DeliveryMixin, SweepMixin):
         ----------
         stored : StoredInstance
             The instance durably in the spool.
-        trigger : {"job", "series", "none"}
-            ``job``: a job for this instance now; ``series``: a series job after
-            ``quiet_seconds`` without new instances; ``none``: record only.
+        trigger : Trigger
+            ``JOB``: a job for this instance now; ``SERIES``: a series job after
+            ``quiet_seconds`` without new instances; ``NONE``: record only.
         quiet_seconds : float
             Quiet period of a series job.
 
@@ -141,7 +143,7 @@ class JobStore(DeliveryMixin, SweepMixin):
         with transaction(self.engine) as s:
             return self._add_instance(s, stored, trigger, quiet_seconds)
 
-    def _add_instance(self, s: Session, stored: StoredInstance, trigger: str,
+    def _add_instance(self, s: Session, stored: StoredInstance, trigger: Trigger,
                       quiet_seconds: float) -> IntakeResult:
         now = utcnow()
         earlier = list(s.scalars(select(Instance).where(
@@ -163,36 +165,36 @@ class JobStore(DeliveryMixin, SweepMixin):
         for inst in earlier:
             inst.superseded = True
         s.flush()
-        if trigger == "job":
-            job = self._new_job(s, row, kind="pullback", now=now)
+        if trigger == Trigger.JOB:
+            job = self._new_job(s, row, kind=JobKind.PULLBACK, now=now)
             if earlier:
                 job.revision = stored.sha256[:16]
                 self._supersede(s, job, Job.source_sop_instance_uid == stored.sop_instance_uid)
             return IntakeResult(row.id, job.id, duplicate=False, enqueue_now=True)
-        if trigger == "series":
+        if trigger == Trigger.SERIES:
             waiting = s.scalar(select(Job).where(
-                Job.kind == "series", Job.series_instance_uid == stored.series_instance_uid,
+                Job.kind == JobKind.SERIES, Job.series_instance_uid == stored.series_instance_uid,
                 Job.state == JobState.RECEIVED).order_by(Job.id.desc()).limit(1))
             not_before = now + timedelta(seconds=quiet_seconds)
             if waiting is not None:
                 waiting.not_before = not_before
                 waiting.updated_at = now
                 return IntakeResult(row.id, waiting.id, duplicate=False, enqueue_now=False)
-            job = self._new_job(s, row, kind="series", now=now)
+            job = self._new_job(s, row, kind=JobKind.SERIES, now=now)
             job.instance_id = None
             job.not_before = not_before
             prior = s.scalar(select(func.count(Job.id)).where(
-                Job.kind == "series", Job.series_instance_uid == stored.series_instance_uid,
+                Job.kind == JobKind.SERIES, Job.series_instance_uid == stored.series_instance_uid,
                 Job.id != job.id))
             if prior:
                 job.revision = f"series{prior}"
-                self._supersede(s, job, (Job.kind == "series") & (
+                self._supersede(s, job, (Job.kind == JobKind.SERIES) & (
                     Job.series_instance_uid == stored.series_instance_uid))
             return IntakeResult(row.id, job.id, duplicate=False, enqueue_now=False)
         return IntakeResult(row.id, None, duplicate=False, enqueue_now=False)
 
     @staticmethod
-    def _new_job(s: Session, inst: Instance, *, kind: str, now: Any) -> Job:
+    def _new_job(s: Session, inst: Instance, *, kind: JobKind, now: Any) -> Job:
         job = Job(kind=kind, instance_id=inst.id, source_sop_instance_uid=inst.sop_instance_uid,
                   series_instance_uid=inst.series_instance_uid,
                   study_instance_uid=inst.study_instance_uid, state=JobState.RECEIVED,
@@ -356,6 +358,60 @@ class JobStore(DeliveryMixin, SweepMixin):
         if finished:
             job.finished_at, job.owner = now, None
 
+    # ------------------------------------------------------------------ sweeper
+    def sweep(self, *, stuck_seconds: float, grace_seconds: float,
+              alive: Callable[[str | None], bool]) -> SweepResult:
+        """Return (and mark as sent) the jobs and deliveries to send to the broker now.
+
+        The job store, not the broker, is the source of truth, so anything a lost message, a
+        restarted Redis, a killed worker or a failed publish left behind is found here:
+
+        - ``received`` jobs that are due (series quiet period over) and were not sent within
+          ``grace_seconds`` (the publish at intake failed, or a series job became due);
+        - ``queued`` jobs whose message was sent more than ``stuck_seconds`` ago (lost);
+        - ``running`` jobs whose owner is known dead (``alive`` says so) or whose heartbeat is
+          older than ``stuck_seconds`` (worker lost): they go back to ``queued``;
+        - ``pending`` deliveries that are due and were not sent since they became due.
+
+        Duplicated messages are harmless: every task claims its row with a compare-and-set.
+        """
+        now = utcnow()
+        grace = now - timedelta(seconds=grace_seconds)
+        stuck = now - timedelta(seconds=stuck_seconds)
+        jobs: list[int] = []
+        with transaction(self.engine) as s:
+            received = s.scalars(select(Job.id).where(
+                Job.state == JobState.RECEIVED,
+                or_(Job.not_before.is_(None), Job.not_before <= now),
+                or_(Job.not_before.is_not(None), Job.created_at <= grace),
+                or_(Job.queued_at.is_(None), Job.queued_at <= grace)))
+            jobs.extend(received)
+            jobs.extend(s.scalars(select(Job.id).where(Job.state == JobState.QUEUED,
+                                                       Job.queued_at <= stuck)))
+            for job in s.scalars(select(Job).where(Job.state == JobState.RUNNING)):
+                lost = not alive(job.owner) or job.heartbeat_at is None or \
+                    job.heartbeat_at <= stuck
+                if not lost:
+                    continue
+                result = s.execute(update(Job).where(
+                    Job.id == job.id, Job.state == JobState.RUNNING, Job.owner == job.owner,
+                    Job.attempts == job.attempts).values(
+                    state=JobState.QUEUED, owner=None, updated_at=now,
+                    reason=f"worker {job.owner} lost; re-queued"))
+                if _rowcount(result) == 1:
+                    jobs.append(job.id)
+            if jobs:
+                s.execute(update(Job).where(Job.id.in_(jobs)).values(queued_at=now))
+            deliveries = list(s.scalars(select(Delivery.id).where(
+                Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now,
+                or_(Delivery.enqueued_at.is_(None),
+                    Delivery.enqueued_at < Delivery.next_attempt_at,
+                    Delivery.enqueued_at <= stuck))))
+            if deliveries:
+                s.execute(update(Delivery).where(Delivery.id.in_(deliveries))
+                          .values(enqueued_at=now))
+        return SweepResult(tuple(jobs), tuple(deliveries))
+
     # ------------------------------------------------------------------ reading
     def get_job(self, job_id: int) -> JobView | None:
         """Return the job with its deliveries, or None."""
@@ -380,7 +436,7 @@ class JobStore(DeliveryMixin, SweepMixin):
             job = s.get(Job, job_id)
             if job is None:
                 return []
-            if job.kind != "series":
+            if job.kind != JobKind.SERIES:
                 inst = s.get(Instance, job.instance_id) if job.instance_id else None
                 return [InstanceView.of(inst)] if inst else []
             rows = s.scalars(select(Instance).where(

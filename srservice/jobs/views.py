@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from srservice.jobs.models import Delivery, Instance, Job
+from srservice.jobs.models import Delivery, DeliveryState, Instance, Job, JobKind, JobState
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class DeliveryView:
     id: int
     job_id: int
     destination: str
-    state: str
+    state: DeliveryState
     attempts: int
     last_error: str | None
     next_attempt_at: datetime
@@ -51,8 +51,8 @@ class DeliveryView:
     @classmethod
     def of(cls, row: Delivery) -> DeliveryView:
         """Snapshot an ORM row."""
-        return cls(row.id, row.job_id, row.destination, row.state, row.attempts, row.last_error,
-                   row.next_attempt_at, row.deadline, row.delivered_at)
+        return cls(row.id, row.job_id, row.destination, DeliveryState(row.state), row.attempts,
+                   row.last_error, row.next_attempt_at, row.deadline, row.delivered_at)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
@@ -68,12 +68,12 @@ class JobView:
     """A job with its deliveries."""
 
     id: int
-    kind: str
+    kind: JobKind
     instance_id: int | None
     source_sop_instance_uid: str
     series_instance_uid: str
     study_instance_uid: str
-    state: str
+    state: JobState
     reason: str | None
     attempts: int
     algorithm_version: str
@@ -96,8 +96,9 @@ class JobView:
     def of(cls, row: Job, deliveries: tuple[DeliveryView, ...] = ()) -> JobView:
         """Snapshot an ORM row."""
         summary = json.loads(row.summary_json) if row.summary_json else None
-        return cls(row.id, row.kind, row.instance_id, row.source_sop_instance_uid,
-                   row.series_instance_uid, row.study_instance_uid, row.state, row.reason,
+        return cls(row.id, JobKind(row.kind), row.instance_id, row.source_sop_instance_uid,
+                   row.series_instance_uid, row.study_instance_uid, JobState(row.state),
+                   row.reason,
                    row.attempts, row.algorithm_version, row.revision, row.supersedes_job_id,
                    row.superseded_by_job_id, row.owner, row.created_at, row.updated_at,
                    row.output_dir, row.sr_path, row.pdf_path, row.sr_sop_instance_uid,

@@ -10,7 +10,6 @@ import pytest
 from pydicom.uid import UltrasoundImageStorage as US_IMAGE
 
 from srservice.errors import TransientError
-from srservice.intake import make_on_stored, trigger_for
 from srservice.jobs import (
     MAX_ANALYSIS_ATTEMPTS,
     Claim,
@@ -18,6 +17,7 @@ from srservice.jobs import (
     JobStore,
     backoff_seconds,
 )
+from srservice.jobs.intake import make_on_stored, trigger_for
 from tests.support.jobs import SentRecorder, pg_schema_url, record, stored
 
 

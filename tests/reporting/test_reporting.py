@@ -324,7 +324,7 @@ def test_revision_changes_every_uid_deterministically(outputs: dict[str, Any]) -
 
 @pytest.fixture(scope="module")
 def series_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Outputs, Path]:
-    from srservice.series import load_series
+    from srservice.dicomio import load_series
 
     root = tmp_path_factory.mktemp("series")
     paths = write_single_frame_series(root, 3)

@@ -21,6 +21,7 @@ from pydicom.filewriter import write_dataset
 from pydicom.uid import generate_uid
 from sqlalchemy import text
 
+from srservice.jobs import TERMINAL_JOB_STATES
 from tests.support.datasets import SECONDARY_CAPTURE, US_MULTIFRAME, small_image
 from tests.support.reliability import (
     EXPLICIT_LE,
@@ -33,7 +34,7 @@ from tests.support.reliability import (
 from tests.support.service import SR_CLASS, Service
 
 CONTEXTS = [(US_MULTIFRAME, EXPLICIT_LE), (SECONDARY_CAPTURE, EXPLICIT_LE)]
-TERMINAL = ("delivered", "failed", "dead")
+
 
 
 def ivus_instance(frames: int = 24, rows: int = 192, seed: int = 0) -> RawInstance:
@@ -173,7 +174,7 @@ def wait_terminal(service: Service, uids: Iterable[str], timeout: float) -> None
         done = set()
         for uid in list(pending)[:50]:
             jobs = service.jobs(uid)
-            if jobs and jobs[0].state in TERMINAL:
+            if jobs and jobs[0].state in TERMINAL_JOB_STATES:
                 done.add(uid)
         pending -= done
         if pending:

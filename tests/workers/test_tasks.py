@@ -17,13 +17,14 @@ from pydicom.uid import UltrasoundMultiFrameImageStorage as US_MULTIFRAME
 from pydicom.uid import generate_uid
 
 from srservice.config import Settings, load_settings
-from srservice.intake import make_on_stored
 from srservice.jobs import JobState, JobStore
+from srservice.jobs.dispatch import ANALYZE_TASK, DELIVER_TASK, celery_config
+from srservice.jobs.intake import make_on_stored
 from srservice.jobs.runner import Heartbeat
+from srservice.jobs.sweeper import sweep_once
 from srservice.listener.spool import StoredInstance
-from srservice.sweeper import sweep_once
 from tests.support.jobs import SentRecorder, stored_from_file
-from workers.app import ANALYZE_TASK, DELIVER_TASK, celery_config, create_app
+from workers.app import create_app
 
 
 @pytest.fixture

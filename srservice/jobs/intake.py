@@ -1,10 +1,12 @@
 """From a stored instance to a job: record it in the job store and trigger the analysis.
 
-Triggering rules (issue 4 item 4; docs/configuration.md):
+Triggering rules (also in ``docs/configuration.md``):
 
 - Only Modality ``IVUS`` (PS3.3 C.7.3.1.1.1) triggers an analysis. An Ultrasound Multi-frame
-  instance (or any instance with more than one frame) starts a job at once.
-- An Ultrasound Image Storage instance with one frame belongs to a single-frame series: one
+  instance (:data:`srservice.sopclasses.MULTI_FRAME_IVUS`, or any ultrasound instance with
+  more than one frame) starts a job at once.
+- An Ultrasound Image Storage instance (:data:`srservice.sopclasses.SINGLE_FRAME_IVUS`) with
+  one frame belongs to a single-frame series: one
   series job per Series Instance UID starts after ``settings.single_frame_quiet_seconds``
   without a new instance of that series (each new instance pushes the start back).
 - Anything else (IVOCT, other modalities, other classes stored by ``non_ivus_policy=store``)
@@ -16,54 +18,39 @@ Triggering rules (issue 4 item 4; docs/configuration.md):
 The job store write happens before the SCP answers Success; if it fails the SCP answers
 0xA700 (:class:`srservice.errors.TransientError`) and the sender retries. A broker that
 cannot be reached is not an error here: the job stays ``received`` and the sweeper sends it.
+
+The listener knows nothing of this module: ``srservice serve`` passes :func:`make_on_stored`'s
+callback to :func:`srservice.listener.scp.start_scp`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from srservice import sopclasses
 from srservice.config import Settings
 from srservice.errors import TransientError, reason_for
-from srservice.jobs import JobStore
+from srservice.jobs.dispatch import Dispatcher, Enqueuer, enqueue_jobs
+from srservice.jobs.models import Trigger
+from srservice.jobs.store import JobStore
 from srservice.listener.spool import StoredInstance
 
 LOGGER = logging.getLogger(__name__)
 
 
-class Enqueuer(Protocol):
-    """Sends tasks to the broker; returns False (never raises) when it cannot."""
-
-    def analyze(self, job_id: int) -> bool:
-        """Send an analyze task."""
-        ...
-
-    def deliver(self, delivery_id: int) -> bool:
-        """Send a deliver task."""
-        ...
-
-
-def trigger_for(stored: StoredInstance) -> str:
-    """Return ``"job"``, ``"series"`` or ``"none"`` for a stored instance (module docstring)."""
+def trigger_for(stored: StoredInstance) -> Trigger:
+    """Return what a stored instance starts (the rules of the module docstring)."""
     if stored.modality.strip().upper() != "IVUS":
-        return "none"
+        return Trigger.NONE
     if stored.sop_class_uid in sopclasses.MULTI_FRAME_IVUS or (
             stored.sop_class_uid in sopclasses.SINGLE_FRAME_IVUS and stored.number_of_frames > 1):
-        return "job"
+        return Trigger.JOB
     if stored.sop_class_uid in sopclasses.SINGLE_FRAME_IVUS:
-        return "series"
-    return "none"
-
-
-def default_enqueuer(settings: Settings) -> Enqueuer:
-    """Return the Celery dispatcher (the one place :mod:`srservice` imports :mod:`workers`)."""
-    from workers.app import Dispatcher
-
-    return Dispatcher(settings)
+        return Trigger.SERIES
+    return Trigger.NONE
 
 
 def make_on_stored(settings: Settings, store: JobStore | None = None,
@@ -77,7 +64,7 @@ def make_on_stored(settings: Settings, store: JobStore | None = None,
     store : JobStore, optional
         Job store (default: one on ``settings.effective_database_url``).
     enqueuer : Enqueuer, optional
-        Broker dispatcher (default: :class:`workers.app.Dispatcher`).
+        Broker client (default: a :class:`srservice.jobs.dispatch.Dispatcher`).
 
     Raises
     ------
@@ -85,7 +72,7 @@ def make_on_stored(settings: Settings, store: JobStore | None = None,
         From the callback, when the job store cannot record the instance (status 0xA700).
     """
     job_store = store if store is not None else JobStore(settings.effective_database_url)
-    sender = enqueuer if enqueuer is not None else default_enqueuer(settings)
+    sender = enqueuer if enqueuer is not None else Dispatcher(settings)
 
     def on_stored(stored: StoredInstance) -> None:
         trigger = trigger_for(stored)
@@ -96,12 +83,7 @@ def make_on_stored(settings: Settings, store: JobStore | None = None,
             raise TransientError(f"job store write failed: {reason_for(exc)}") from exc
         LOGGER.info("instance %s recorded (trigger %s, job %s%s)", result.instance_id, trigger,
                     result.job_id, ", duplicate" if result.duplicate else "")
-        if result.job_id is None or not result.enqueue_now:
-            return
-        if sender.analyze(result.job_id):
-            try:
-                job_store.mark_queued([result.job_id])
-            except TransientError as exc:  # stays received; the sweeper re-sends (harmless)
-                LOGGER.warning("job %s sent but not marked queued: %s", result.job_id, exc)
+        if result.job_id is not None and result.enqueue_now:
+            enqueue_jobs(job_store, sender, [result.job_id])
 
     return on_stored

@@ -1,6 +1,6 @@
 """The sweeper: a thread in ``srservice serve`` that re-sends what the broker lost or delayed.
 
-Every ``interval`` seconds it asks the job store (:meth:`srservice.jobs.JobStore.sweep`) for
+Every ``interval`` seconds it asks the job store (:meth:`srservice.jobs.store.JobStore.sweep`) for
 jobs that were never sent, whose message was lost, or whose worker died, and for deliveries
 that are due (their exponential backoff elapsed), and sends them to the broker. Celery beat is
 not needed. The job store stays the source of truth, so a restarted Redis, a killed worker or
@@ -14,8 +14,9 @@ import threading
 
 from srservice.config import Settings
 from srservice.errors import TransientError
-from srservice.intake import Enqueuer
-from srservice.jobs import JobStore, SweepResult, owner_alive
+from srservice.jobs.dispatch import Enqueuer, enqueue_deliveries, enqueue_jobs
+from srservice.jobs.store import JobStore, owner_alive
+from srservice.jobs.views import SweepResult
 
 LOGGER = logging.getLogger(__name__)
 
@@ -32,11 +33,8 @@ def sweep_once(settings: Settings, store: JobStore, enqueuer: Enqueuer) -> Sweep
     interval = sweep_interval(settings)
     found = store.sweep(stuck_seconds=settings.job_stuck_seconds,
                         grace_seconds=min(10.0, 2 * interval), alive=owner_alive)
-    sent_jobs = [j for j in found.jobs if enqueuer.analyze(j)]
-    if sent_jobs:
-        store.mark_queued(sent_jobs)
-    for d in found.deliveries:
-        enqueuer.deliver(d)
+    enqueue_jobs(store, enqueuer, found.jobs)
+    enqueue_deliveries(store, enqueuer, found.deliveries)
     if found.jobs or found.deliveries:
         LOGGER.info("sweeper re-sent jobs %s deliveries %s", list(found.jobs),
                     list(found.deliveries))
