@@ -88,7 +88,7 @@ def test_no_environment_read_at_import() -> None:
     code = (
         "import os, sys\n"
         "os.environ['SRSERVICE_PORT'] = 'not-a-port'\n"
-        "import srservice.config, srservice.cli, srservice.errors\n"
+        "import srservice.config, srservice.cli.main, srservice.errors\n"
         "print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

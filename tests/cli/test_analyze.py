@@ -11,9 +11,9 @@ from typing import Any
 import pydicom
 import pytest
 
+import srservice.cli.main as cli
 import srservice.phantom as phantom
 import srservice.phantom.writer as writer
-from srservice import cli
 from srservice.reporting.outputs import PDF_NAME, SR_NAME
 from srservice.reporting.outputs import SUMMARY_NAME as JSON_NAME
 from srservice.reporting.summary import FIXED_TOP_KEYS, build_summary
@@ -63,7 +63,7 @@ def check_schema(doc: dict[str, Any]) -> None:
 @pytest.fixture(autouse=True)
 def analyze_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Register only our sub-command, so the tests do not depend on other commands."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("srservice.analyze_cmd",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("srservice.cli.analyze",))
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,7 @@ def test_bad_file_one_line_nonzero(content: bytes, tmp_path: Path,
 
 
 def test_missing_file_and_no_traceback_in_a_real_process(tmp_path: Path) -> None:
-    code = ("import sys, srservice.cli as c; c.COMMAND_MODULES = ('srservice.analyze_cmd',); "
+    code = ("import sys, srservice.cli.main as c; c.COMMAND_MODULES = ('srservice.cli.analyze',); "
             "sys.exit(c.main(sys.argv[1:]))")
     for target in (tmp_path / "missing.dcm", tmp_path):
         res = subprocess.run([sys.executable, "-c", code, "analyze", str(target), "--json"],

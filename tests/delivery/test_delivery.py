@@ -14,7 +14,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
-from srservice.cli import main as cli_main
+from srservice.cli.main import main as cli_main
 from srservice.config import OUTBOX, Destination, Settings, load_settings
 from srservice.delivery.attempt import deliver_one
 from srservice.delivery.outbox import copy_to_outbox

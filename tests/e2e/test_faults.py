@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydicom import config
 
-from srservice.demo import send_file
+from srservice.cli.demo import send_file
 from tests.support.datasets import SECONDARY_CAPTURE as SC_CLASS
 from tests.support.datasets import US_MULTIFRAME as US_MF_CLASS
 from tests.support.datasets import small_image

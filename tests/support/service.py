@@ -141,7 +141,7 @@ class Service:
 
 def phantom_file(directory: Path) -> tuple[Path, str, int]:
     """Write the demo phantom pullback; return (path, SOP Instance UID, expected score)."""
-    from srservice.demo import demo_case
+    from srservice.cli.demo import demo_case
     from srservice.phantom.writer import write_pullback
 
     case = demo_case()

@@ -237,7 +237,7 @@ def test_jobs_and_retry_commands(env: tuple[Settings, JobStore], tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    from srservice.cli import main as cli_main
+    from srservice.cli.main import main as cli_main
 
     settings, store = env
     monkeypatch.setenv("SRSERVICE_DATA_DIR", str(settings.data_dir))

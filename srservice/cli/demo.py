@@ -9,9 +9,11 @@ phantom's expected score.
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydicom import dcmread
 from pynetdicom import AE
@@ -21,7 +23,9 @@ from srservice.errors import DeliveryError, TransientError
 from srservice.jobs.models import TERMINAL_JOB_STATES, JobState
 from srservice.jobs.store import JobStore
 from srservice.jobs.views import JobView
-from srservice.phantom import CaseSpec, LesionSpec, PhantomCase, make_case
+
+if TYPE_CHECKING:  # the phantom (numpy, scipy) is imported when the demo runs
+    from srservice.phantom import CaseSpec, PhantomCase
 
 
 def demo_spec(*, seed: int = 11, rate_mm_s: float = 5.0) -> CaseSpec:
@@ -30,6 +34,8 @@ def demo_spec(*, seed: int = 11, rate_mm_s: float = 5.0) -> CaseSpec:
     9 mm of calcium, 7 mm of it > 270 degrees, 1 mm circumferential, a calcified nodule and a
     3.2 mm vessel (Zhang et al. 2021: expected score 4).
     """
+    from srservice.phantom import CaseSpec, LesionSpec
+
     lesion = LesionSpec(center_mm=0.7 + 4.5, length_mm=9.0, max_arc_deg=360, over_270_mm=7.0,
                         circumferential_mm=1.0, nodule=True, protrusion_mm=0.35,
                         vessel_diameter_mm=3.2)
@@ -41,6 +47,8 @@ def demo_spec(*, seed: int = 11, rate_mm_s: float = 5.0) -> CaseSpec:
 
 def demo_case() -> PhantomCase:
     """Return the demo's phantom case (deterministic)."""
+    from srservice.phantom import make_case
+
     return make_case(demo_spec())
 
 
@@ -104,3 +112,25 @@ def run_demo(settings: Settings, *, host: str, port: int, aec: str, aet: str, ti
         print(f"IVUS calcium score: {job.score_total} (phantom's expected score "
               f"{case.truth.expected_score}); report in {job.output_dir}")
     return 0 if job.state == JobState.DELIVERED else 1
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Send a phantom pullback to a running service and print the score when it is done."""
+    return run_demo(settings, host=args.host, port=args.port or settings.port, aec=args.aec
+                    or settings.ae_title, aet=args.aet, timeout=args.timeout,
+                    out_dir=Path(args.keep) if args.keep else None)
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``demo``."""
+    p = sub.add_parser("demo", help="send a phantom pullback to a running service",
+                       description="Write a synthetic IVUS pullback, C-STORE it to a running "
+                       "service, wait for its job to finish (polling the job store, so run it "
+                       "on the service's host with the same settings) and print the score.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, help="service port (default SRSERVICE_PORT)")
+    p.add_argument("--aec", help="called AE title (default SRSERVICE_AE_TITLE)")
+    p.add_argument("--aet", default="SRDEMO", help="our calling AE title")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
+    p.add_argument("--keep", metavar="DIR", help="keep the phantom file in DIR")
+    p.set_defaults(func=cmd_demo)

@@ -19,7 +19,8 @@ from srservice.config import load_settings
 from srservice.errors import SrServiceError, reason_for
 
 #: Modules that register sub-commands, in the order they appear in ``--help``.
-COMMAND_MODULES = ("srservice.analyze_cmd", "srservice.service_cmd")
+COMMAND_MODULES = ("srservice.cli.analyze", "srservice.cli.service", "srservice.cli.operate",
+                   "srservice.cli.demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

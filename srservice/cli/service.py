@@ -1,14 +1,13 @@
-"""Operator commands: ``serve``, ``worker``, ``echo``, ``jobs``, ``retry``, ``demo``.
+"""Running the service: ``serve`` (listener, sweeper, embedded workers) and ``worker``.
 
 Each sub-command registers itself in :func:`add_parser` and runs as ``func(args, settings)``
-(see :mod:`srservice.cli`). Settings come from ``SRSERVICE_*`` variables
-(docs/configuration.md); the few flags here override them for one run.
+(see :mod:`srservice.cli.main`). Settings come from ``SRSERVICE_*`` variables
+(``docs/configuration.md``); the few flags here override them for one run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -16,14 +15,12 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from srservice.cli.args import positive_int
 from srservice.config import Settings
 from srservice.jobs.dispatch import QUEUE
-from srservice.jobs.models import DeliveryState, JobState
-from srservice.jobs.views import JobView
 
 LOGGER = logging.getLogger(__name__)
 
@@ -142,81 +139,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
                worker_environment(settings))
 
 
-def cmd_echo(args: argparse.Namespace, settings: Settings) -> int:
-    """C-ECHO a destination and print the status."""
-    from srservice.delivery import scu
-
-    dest = scu.parse_destination(args.dest)
-    status = scu.c_echo(dest, settings)
-    print(f"{dest}: C-ECHO status 0x{status:04X} ({'Success' if status == 0 else 'Failure'})")
-    return 0 if status == 0 else 1
-
-
-def _delivery_text(job: JobView) -> str:
-    if not job.deliveries:
-        return "-"
-    done = sum(d.state == DeliveryState.DELIVERED for d in job.deliveries)
-    return f"{done}/{len(job.deliveries)} delivered"
-
-
-def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
-    """List jobs (newest first) as a table or JSON."""
-    from srservice.jobs.store import JobStore
-
-    store = JobStore(settings.effective_database_url)
-    jobs = store.list_jobs(state=args.state, limit=args.limit)
-    if args.json:
-        print(json.dumps([j.as_dict() for j in jobs], indent=2))
-        return 0
-    print(f"{'JOB':>6} {'STATE':<10} {'KIND':<8} {'TRY':>3} {'SCORE':>5} {'DELIVERY':<14} "
-          f"{'UPDATED (UTC)':<19} REASON")
-    for j in jobs:
-        score = "-" if j.score_total is None else str(j.score_total)
-        print(f"{j.id:>6} {j.state:<10} {j.kind:<8} {j.attempts:>3} {score:>5} "
-              f"{_delivery_text(j):<14} {j.updated_at:%Y-%m-%d %H:%M:%S} {j.reason or ''}")
-    return 0
-
-
-def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
-    """Re-queue a failed or dead job (analysis again, or only its undelivered reports)."""
-    from srservice.jobs.dispatch import Dispatcher, enqueue_deliveries, enqueue_jobs
-    from srservice.jobs.store import JobStore
-
-    store = JobStore(settings.effective_database_url)
-    try:
-        what = store.retry_job(args.job, settings.delivery_deadline_seconds)
-    except (LookupError, ValueError) as exc:
-        print(f"srservice: error: {exc}", file=sys.stderr)
-        return 1
-    dispatcher = Dispatcher(settings)
-    job = store.get_job(args.job)
-    if what == "analysis":
-        enqueue_jobs(store, dispatcher, [args.job])
-    elif what == "deliveries" and job is not None:
-        enqueue_deliveries(store, dispatcher, [d.id for d in job.deliveries
-                                               if d.state == DeliveryState.PENDING])
-    print(f"job {args.job}: re-queued ({'analysis' if what == 'analysis' else 'delivery only'})")
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    """Send a phantom pullback to a running service and print the score when it is done."""
-    from srservice.demo import run_demo
-
-    return run_demo(settings, host=args.host, port=args.port or settings.port, aec=args.aec
-                    or settings.ae_title, aet=args.aet, timeout=args.timeout,
-                    out_dir=Path(args.keep) if args.keep else None)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
 def add_parser(sub: Any) -> None:
-    """Register the service sub-commands."""
+    """Register ``serve`` and ``worker``."""
     p = sub.add_parser("serve", help="run the DICOM listener, sweeper and embedded workers",
                        description="Run the Storage SCP, the job sweeper and (when "
                        "SRSERVICE_EMBEDDED_WORKER is true) Celery worker processes. Stops "
@@ -230,39 +154,9 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("worker", help="run a Celery worker process",
                        description="Run a Celery worker on the configured broker "
                        "(SRSERVICE_BROKER_URL, or the filesystem broker in the data dir).")
-    p.add_argument("--concurrency", type=_positive_int,
+    p.add_argument("--concurrency", type=positive_int,
                    help="worker processes (default SRSERVICE_WORKER_CONCURRENCY)")
     p.set_defaults(func=cmd_worker)
-
-    p = sub.add_parser("echo", help="C-ECHO a DICOM destination",
-                       description="Send a C-ECHO to DEST and print the status.")
-    p.add_argument("dest", metavar="DEST", help="AE@host:port[+tls]")
-    p.set_defaults(func=cmd_echo)
-
-    p = sub.add_parser("jobs", help="list jobs and their states",
-                       description="List jobs (newest first) from the job store.")
-    p.add_argument("--state", choices=[s.value for s in JobState])
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--limit", type=_positive_int, default=200)
-    p.set_defaults(func=cmd_jobs)
-
-    p = sub.add_parser("retry", help="re-queue a failed or dead job",
-                       description="Re-queue a failed or dead job: a job with a report only "
-                       "re-sends its undelivered reports; otherwise the analysis runs again.")
-    p.add_argument("job", metavar="JOB", type=int, help="job id (see 'srservice jobs')")
-    p.set_defaults(func=cmd_retry)
-
-    p = sub.add_parser("demo", help="send a phantom pullback to a running service",
-                       description="Write a synthetic IVUS pullback, C-STORE it to a running "
-                       "service, wait for its job to finish (polling the job store, so run it "
-                       "on the service's host with the same settings) and print the score.")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, help="service port (default SRSERVICE_PORT)")
-    p.add_argument("--aec", help="called AE title (default SRSERVICE_AE_TITLE)")
-    p.add_argument("--aet", default="SRDEMO", help="our calling AE title")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
-    p.add_argument("--keep", metavar="DIR", help="keep the phantom file in DIR")
-    p.set_defaults(func=cmd_demo)
 
 
 __all__ = ["WorkerPool", "add_parser"]

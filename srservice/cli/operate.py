@@ -1,0 +1,96 @@
+"""Operator commands: ``echo`` a destination, list ``jobs``, ``retry`` a failed or dead job.
+
+Each sub-command registers itself in :func:`add_parser` and runs as ``func(args, settings)``
+(see :mod:`srservice.cli.main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from srservice.cli.args import positive_int
+from srservice.config import Settings
+from srservice.jobs.models import DeliveryState, JobState
+from srservice.jobs.views import JobView
+
+
+def cmd_echo(args: argparse.Namespace, settings: Settings) -> int:
+    """C-ECHO a destination and print the status."""
+    from srservice.delivery import scu
+
+    dest = scu.parse_destination(args.dest)
+    status = scu.c_echo(dest, settings)
+    print(f"{dest}: C-ECHO status 0x{status:04X} ({'Success' if status == 0 else 'Failure'})")
+    return 0 if status == 0 else 1
+
+
+def _delivery_text(job: JobView) -> str:
+    if not job.deliveries:
+        return "-"
+    done = sum(d.state == DeliveryState.DELIVERED for d in job.deliveries)
+    return f"{done}/{len(job.deliveries)} delivered"
+
+
+def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    """List jobs (newest first) as a table or JSON."""
+    from srservice.jobs.store import JobStore
+
+    store = JobStore(settings.effective_database_url)
+    jobs = store.list_jobs(state=args.state, limit=args.limit)
+    if args.json:
+        print(json.dumps([j.as_dict() for j in jobs], indent=2))
+        return 0
+    print(f"{'JOB':>6} {'STATE':<10} {'KIND':<8} {'TRY':>3} {'SCORE':>5} {'DELIVERY':<14} "
+          f"{'UPDATED (UTC)':<19} REASON")
+    for j in jobs:
+        score = "-" if j.score_total is None else str(j.score_total)
+        print(f"{j.id:>6} {j.state:<10} {j.kind:<8} {j.attempts:>3} {score:>5} "
+              f"{_delivery_text(j):<14} {j.updated_at:%Y-%m-%d %H:%M:%S} {j.reason or ''}")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
+    """Re-queue a failed or dead job (analysis again, or only its undelivered reports)."""
+    from srservice.jobs.dispatch import Dispatcher, enqueue_deliveries, enqueue_jobs
+    from srservice.jobs.store import JobStore
+
+    store = JobStore(settings.effective_database_url)
+    try:
+        what = store.retry_job(args.job, settings.delivery_deadline_seconds)
+    except (LookupError, ValueError) as exc:
+        print(f"srservice: error: {exc}", file=sys.stderr)
+        return 1
+    dispatcher = Dispatcher(settings)
+    job = store.get_job(args.job)
+    if what == "analysis":
+        enqueue_jobs(store, dispatcher, [args.job])
+    elif what == "deliveries" and job is not None:
+        enqueue_deliveries(store, dispatcher, [d.id for d in job.deliveries
+                                               if d.state == DeliveryState.PENDING])
+    print(f"job {args.job}: re-queued ({'analysis' if what == 'analysis' else 'delivery only'})")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``echo``, ``jobs`` and ``retry``."""
+    p = sub.add_parser("echo", help="C-ECHO a DICOM destination",
+                       description="Send a C-ECHO to DEST and print the status.")
+    p.add_argument("dest", metavar="DEST", help="AE@host:port[+tls]")
+    p.set_defaults(func=cmd_echo)
+
+    p = sub.add_parser("jobs", help="list jobs and their states",
+                       description="List jobs (newest first) from the job store.")
+    p.add_argument("--state", choices=[s.value for s in JobState])
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--limit", type=positive_int, default=200)
+    p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser("retry", help="re-queue a failed or dead job",
+                       description="Re-queue a failed or dead job: a job with a report only "
+                       "re-sends its undelivered reports; otherwise the analysis runs again.")
+    p.add_argument("job", metavar="JOB", type=int, help="job id (see 'srservice jobs')")
+    p.set_defaults(func=cmd_retry)
+
