@@ -18,6 +18,10 @@ replaces that read:
 Either way the listener sends an A-ABORT (source: service provider, PS3.8 Table 9-26), closes
 the connection and writes an ``association-aborted`` audit record. Other application entities
 in the process keep pynetdicom's behaviour.
+
+The replaced method and the DUL members used here are pynetdicom internals: pynetdicom is
+pinned to the tested minor version and ``tests/listener/test_pynetdicom_internals.py`` checks
+their shape.
 """
 
 from __future__ import annotations

@@ -351,7 +351,7 @@ def start_scp(settings: Settings, on_stored: OnStored, *,
     stamp = datetime.now().strftime("%Y%m%d%H%M%S")
     threading.Thread(target=server.serve_forever, name=f"SrServiceSCP@{stamp}",
                      daemon=True).start()
-    ae._servers.append(server)
+    ae._servers.append(server)  # as start_server does, so AE.shutdown() stops it too
     address = server.server_address
     audit.event("listener-started", called_ae=settings.ae_title, host=str(address[0]),
                 port=int(address[1]), tls=ssl_context is not None,
