@@ -10,8 +10,9 @@ that fails returns False, the row keeps its state, and the sweeper sends it late
 
 - Broker: ``settings.broker_url`` (``redis://`` for several hosts) or, as the embedded default,
   Celery's filesystem transport under ``data_dir/broker/`` (``out`` is the queue folder both
-  producer and consumer use, ``processed`` keeps nothing). The filesystem transport has no
-  broadcast, so remote control, gossip, mingle and worker heartbeats are off.
+  producer and consumer use, ``processed`` keeps nothing, ``control`` holds the exchange
+  table). The filesystem transport has no broadcast, so remote control, gossip, mingle and
+  worker heartbeats are off.
 - JSON only; ``task_acks_late`` + ``task_reject_on_worker_lost`` (a killed worker's message is
   redelivered; tasks are idempotent); ``worker_prefetch_multiplier = 1``; hard and soft time
   limits from ``settings.task_time_limit``; Redis ``visibility_timeout`` longer than the hard
@@ -83,12 +84,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         }
     else:
         base = settings.data_dir.resolve() / "broker"
-        for sub in ("out", "processed"):
+        for sub in ("out", "processed", "control"):
             (base / sub).mkdir(parents=True, exist_ok=True)
         conf["broker_url"] = "filesystem://localhost//"
         conf["broker_transport_options"] = {
             "data_folder_in": str(base / "out"), "data_folder_out": str(base / "out"),
             "processed_folder": str(base / "processed"), "store_processed": False,
+            # the exchange table; kombu's default is ./control in the working directory
+            "control_folder": str(base / "control"),
         }
         conf["worker_enable_remote_control"] = False
     return conf

@@ -62,6 +62,7 @@ def test_filesystem_broker_is_default(tmp_path: Path) -> None:
     opts = conf["broker_transport_options"]
     assert opts["data_folder_in"] == opts["data_folder_out"]
     assert Path(opts["data_folder_in"]).is_dir()
+    assert Path(opts["control_folder"]).parent == Path(opts["data_folder_in"]).parent
     app = create_app(load_settings(data_dir=tmp_path))
     assert {ANALYZE_TASK, DELIVER_TASK} <= set(app.tasks)
 
