@@ -1,4 +1,4 @@
-"""Speed and memory of analyze_pullback on one core (issue 2 targets).
+"""Speed and memory of analyze_pullback on one core.
 
 Run: ``.venv/bin/python benchmarks/speed.py [--frames N] [--rows 512] [--json]``
 

@@ -233,7 +233,7 @@ def _native_frames(
 
 #: Decoder plugins in order of preference. python-gdcm is last: on some corrupt JPEG Baseline
 #: streams it raises an uncaught C++ exception that aborts the whole process (reliability
-#: BUG-R5), where pylibjpeg and Pillow raise ordinary Python errors.
+#: finding R5 in docs/reliability.md), where pylibjpeg and Pillow raise ordinary Python errors.
 _PLUGIN_PREFERENCE = ("pylibjpeg", "pydicom", "pillow", "pyjpegls", "gdcm")
 
 

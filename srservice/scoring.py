@@ -1,8 +1,8 @@
 """Pure calcium scores: the IVUS calcium score (Zhang 2021) and the OCT calcium score (Fujino 2018).
 
-Rules and operational definitions: ``docs/calcium-scores.md`` (shared) and ``docs/scoring.md``
-(project). This module imports only :mod:`srservice.analysis.types`; it never touches files or
-DICOM objects.
+Rules, operational definitions and the choices the papers leave open: ``docs/scoring.md``.
+This module imports only :mod:`srservice.analysis.types`; it never touches files or DICOM
+objects.
 
 IVUS calcium score (Zhang M, Matsumura M, Usui E, et al. Circ Cardiovasc Interv
 2021;14:e010296), one point each:

@@ -281,7 +281,8 @@ def _patched(src: Path, old: bytes, new: bytes) -> Path:
 
 
 def test_unknown_vr_in_rows(case: PhantomCase, tmp_path: Path) -> None:
-    """BUG-R1: pydicom converts values lazily; a bad VR must not escape as NotImplementedError."""
+    """Finding R1 (docs/reliability.md): values are converted lazily; a bad VR must not escape
+    as NotImplementedError."""
     rows_us = b"\x28\x00\x10\x00US\x02\x00"  # (0028,0010) US, length 2 (PS3.5 7.1.2)
     p = _patched(_explicit(case, tmp_path), rows_us, rows_us.replace(b"US", b"ZZ"))
     with pytest.raises(InvalidDicomError, match="ZZ") as info:
@@ -292,7 +293,7 @@ def test_unknown_vr_in_rows(case: PhantomCase, tmp_path: Path) -> None:
 
 
 def test_ul_with_odd_length_in_sequence(case: PhantomCase, tmp_path: Path) -> None:
-    """BUG-R1: a UL of 3 bytes (not a multiple of 4, PS3.5 6.2) inside an ultrasound region."""
+    """Finding R1: a UL of 3 bytes (not a multiple of 4, PS3.5 6.2) inside an ultrasound region."""
     src = _explicit(case, tmp_path)
     data = src.read_bytes()
     head = b"\x18\x00\x18\x60UL\x04\x00"  # (0018,6018) Region Location Min X0, length 4

@@ -3,9 +3,9 @@
 pynetdicom's DUL reads a PDU by taking the 4-byte PDU Length from the 6-byte header and then
 receiving that many bytes into memory, with a socket timeout that restarts with every byte.
 A peer could therefore (a) announce a PDU of up to 4 GiB and make the listener buffer it
-(BUG-R3), or (b) keep an association slot forever by sending one byte of a PDU every few
-seconds (BUG-R4). For the application entities registered with :func:`guard_ae` this module
-replaces that read:
+(finding R3 in ``docs/reliability.md``), or (b) keep an association slot forever by sending
+one byte of a PDU every few seconds (finding R4). For the application entities registered
+with :func:`guard_ae` this module replaces that read:
 
 - **Size**: a P-DATA-TF PDU longer than the Maximum Length we announced (PS3.8 Annex D.1,
   ``max_pdu``; 6 bytes of slack for peers that count the PDU header) and any other PDU longer

@@ -7,7 +7,7 @@ The same input analysed by the same algorithm version therefore gets the same Se
 and SOP Instance UIDs, which makes re-delivery to PACS idempotent; a new algorithm version gets
 new UIDs (a new result, not an overwrite).
 
-Superseding reports (coordination decision 1): when the same source SOP Instance UID arrives
+Superseding reports: when the same source SOP Instance UID arrives
 again with different content, the new report is made with a ``revision`` (a content hash
 prefix) and every UID is derived with ``version = "<algorithm version>+<revision>"``
 (:func:`output_version`), so the PACS receives new objects instead of a conflicting copy of

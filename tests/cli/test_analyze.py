@@ -37,7 +37,7 @@ TOP_TYPES = {"sop_instance_uid": str, "frame_count": int, "frame_spacing_mm": (f
 
 
 def check_schema(doc: dict[str, Any]) -> None:
-    """The fixed keys of ISSUE 2 item 5 with their types (bool is not an int here)."""
+    """The summary's fixed keys (srservice.reporting.summary), typed (bool is not an int here)."""
     assert set(TOP_TYPES) <= set(doc)
     assert set(TOP_TYPES) == set(FIXED_TOP_KEYS)
     for key, typ in TOP_TYPES.items():

@@ -119,7 +119,7 @@ def store_ok(port: int) -> bool:
 
 
 def test_default_max_pdu_is_bounded_and_announced(listener: Callable[..., Started]) -> None:
-    """BUG-R2: the Maximum Length we announce (PS3.8 D.1) is bounded by default."""
+    """Finding R2 (docs/reliability.md): the Maximum Length we announce (PS3.8 D.1) is bounded."""
     settings, port = listener()
     assert 0 < settings.max_pdu <= 1024 * 1024
     ae = AE(ae_title="SENDER")
@@ -167,7 +167,7 @@ def test_oversized_associate_rq_aborted(listener: Callable[..., Started]) -> Non
 @pytest.mark.parametrize("phase", ["association request", "P-DATA-TF"])
 def test_dribbled_pdu_dropped_at_its_deadline(listener: Callable[..., Started],
                                               phase: str) -> None:
-    """BUG-R4(b): one byte every 0.2 s never trips the idle timeout; the PDU deadline does."""
+    """Finding R4: one byte every 0.2 s never trips the idle timeout; the PDU deadline does."""
     timeout = 1.5  # the phase's own timeout; the other one is much longer
     other = 8.0
     settings, port = listener(acse_timeout=timeout if phase != "P-DATA-TF" else other,

@@ -1,4 +1,4 @@
-"""Disk full and the free-space watermark on a small real volume (issue 5 item 2, last fault).
+"""Disk full and the free-space watermark on a small real volume (docs/reliability.md, P8).
 
 A 20 MiB tmpfs is mounted for the data directory (root only; where mounting is not permitted
 the test skips locally and fails in CI). Filling it makes C-STORE answer 0xA700 (PS3.4 B.2.3

@@ -1,4 +1,4 @@
-"""Faults with the whole service running (issue 5 item 2), each ending with the books checked:
+"""Faults with the whole service running (docs/reliability.md), each ending with the books checked:
 'lost: 0, duplicated reports: 0' (:func:`tests.support.workload.ledger`).
 
 - worker process group SIGKILLed in the middle of an analysis;

@@ -1,5 +1,5 @@
 """Fuzzing: >= 1,000 mutated IVUS pullbacks through the store handler and the analysis entry
-point (issue 5 item 3).
+point (promises P10 and P11 of docs/reliability.md).
 
 (a) Store: every case is C-STOREd over real associations to the real listener
 (:func:`srservice.listener.scp.start_scp`); each gets Success (and is then on disk byte for
@@ -184,7 +184,7 @@ def test_fuzz_analysis_entry_point(tmp_path: Path, cases: list[FuzzCase]) -> Non
 
 
 #: Cases of the long corpus (SEED) whose JPEG stream made the analysis process die with
-#: SIGABRT (python-gdcm throws an uncaught C++ exception): BUG-R5 in /work/coord/BUGS.md.
+#: SIGABRT (python-gdcm throws an uncaught C++ exception): finding R5 in docs/reliability.md.
 NATIVE_ABORT_CASES = (2661, 3000, 4075, 4195, 4307, 4411)
 
 

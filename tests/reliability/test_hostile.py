@@ -1,4 +1,4 @@
-"""Hostile and malformed input against the real listener (issue 5 item 3).
+"""Hostile and malformed input against the real listener (promises P9, P10 of docs/reliability.md).
 
 Association level: unknown calling AE, wrong called AE, TLS clients without a trusted
 certificate. Data set level: invalid UIDs (path traversal, '..', too long, leading zeros),

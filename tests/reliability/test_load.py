@@ -1,8 +1,9 @@
-"""Load (issue 5 item 1): N >= 20 concurrent associations sending M instances each (multi-frame
-IVUS phantom pullbacks mixed with small Secondary Capture objects) to ``srservice serve`` while
-separate Celery workers (a private redis-server as the broker) analyse and deliver to a real
-Orthanc. Every Success-acknowledged instance must be on disk byte for byte; every IVUS instance
-must end with exactly one delivered report (one job, one SR in the PACS).
+"""Load (docs/reliability.md, P1 and P3): N >= 20 concurrent associations sending M instances
+each (multi-frame IVUS phantom pullbacks mixed with small Secondary Capture objects) to
+``srservice serve`` while separate Celery workers (a private redis-server as the broker)
+analyse and deliver to a real Orthanc. Every Success-acknowledged instance must be on disk
+byte for byte; every IVUS instance must end with exactly one delivered report (one job, one SR
+in the PACS).
 
 CI: 20 associations x 3 instances (1 pullback + 2 small). ``SRSERVICE_LONG_RUN=1``: 50 x 6.
 """

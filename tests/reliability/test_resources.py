@@ -1,4 +1,4 @@
-"""Resource bounds of the listener process (issue 5 item 4).
+"""Resource bounds of the listener process (promise P12 of docs/reliability.md).
 
 - One huge multi-frame instance (CI 256 MiB; ``SRSERVICE_LONG_RUN=1``: 2 GiB), generated on
   disk in chunks and sent in chunks, is streamed to the spool: the listener's peak RSS

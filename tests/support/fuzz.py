@@ -1,4 +1,4 @@
-"""Seeded mutation of small phantom IVUS pullbacks (the fuzz corpus of issue 5 item 3).
+"""Seeded mutation of small phantom IVUS pullbacks (the fuzz corpus of docs/reliability.md).
 
 A base pullback is split into its top-level elements (each encoded on its own, so their
 concatenation is exactly the data set). A case applies one to three mutations, chosen by a
