@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.environment import free_port, require_tool
-from tests.support.listener import ListenerProcess
+from tests.support.listener import ListenerProcess, issue_pki
 from tests.support.orthanc import OrthancServer
 from tests.support.service import PrivateRedis, Service
 
@@ -77,6 +77,12 @@ def make_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     yield make
     for s in started:
         s.stop()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """CA, server and client certificates, and a self-signed rogue client (openssl)."""
+    return issue_pki(require_tool("openssl"), tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture

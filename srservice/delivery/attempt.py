@@ -76,4 +76,4 @@ def deliver_one(settings: Settings, store: JobStore, delivery_id: int) -> str:
         return "retry" if view.state == DeliveryState.PENDING else str(view.state)
     store.delivery_succeeded(delivery_id)
     LOGGER.info("delivery %s of job %s to %s done", delivery_id, work.job_id, dest)
-    return "delivered"
+    return DeliveryState.DELIVERED

@@ -10,6 +10,7 @@ When every delivery of a job is settled the job becomes ``delivered`` (all deliv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -104,11 +105,11 @@ class DeliveryMixin:
             _settle(s, row.job_id)
             return DeliveryView.of(row)
 
-    def mark_deliveries_enqueued(self, delivery_ids: list[int]) -> None:
+    def mark_deliveries_enqueued(self, delivery_ids: Sequence[int]) -> None:
         """Record that deliver tasks were sent (the sweeper will not resend them now)."""
         if delivery_ids:
             with transaction(self.engine) as s:
-                s.execute(update(Delivery).where(Delivery.id.in_(delivery_ids))
+                s.execute(update(Delivery).where(Delivery.id.in_(list(delivery_ids)))
                           .values(enqueued_at=utcnow()))
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from celery import Celery
@@ -148,6 +148,16 @@ class Dispatcher:
         return self._send(DELIVER_TASK, delivery_id)
 
 
+def _send_then_record(ids: Sequence[int], send: Callable[[int], bool],
+                      record: Callable[[Sequence[int]], None], what: str) -> list[int]:
+    sent = [i for i in ids if send(i)]
+    try:
+        record(sent)
+    except TransientError as exc:
+        LOGGER.warning("%s %s sent but not recorded as sent: %s", what, sent, exc)
+    return sent
+
+
 def enqueue_jobs(store: JobStore, enqueuer: Enqueuer, job_ids: Sequence[int]) -> list[int]:
     """Send an analyze task per job, then record the sent ones as queued; return those.
 
@@ -155,12 +165,7 @@ def enqueue_jobs(store: JobStore, enqueuer: Enqueuer, job_ids: Sequence[int]) ->
     job store cannot record the sending, the jobs stay ``received`` and the sweeper sends them
     once more: harmless, every task claims its job with a compare-and-set first.
     """
-    sent = [j for j in job_ids if enqueuer.analyze(j)]
-    try:
-        store.mark_queued(sent)
-    except TransientError as exc:
-        LOGGER.warning("jobs %s sent but not marked queued: %s", sent, exc)
-    return sent
+    return _send_then_record(job_ids, enqueuer.analyze, store.mark_queued, "jobs")
 
 
 def enqueue_deliveries(store: JobStore, enqueuer: Enqueuer,
@@ -170,9 +175,5 @@ def enqueue_deliveries(store: JobStore, enqueuer: Enqueuer,
     As :func:`enqueue_jobs`: what could not be sent or recorded is sent again by the sweeper
     when due, and a duplicate deliver task finds the delivery claimed or done.
     """
-    sent = [d for d in delivery_ids if enqueuer.deliver(d)]
-    try:
-        store.mark_deliveries_enqueued(sent)
-    except TransientError as exc:
-        LOGGER.warning("deliveries %s sent but not recorded: %s", sent, exc)
-    return sent
+    return _send_then_record(delivery_ids, enqueuer.deliver, store.mark_deliveries_enqueued,
+                             "deliveries")

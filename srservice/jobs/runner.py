@@ -24,7 +24,7 @@ from srservice.config import Settings
 from srservice.dicomio import LoadedPullback, load_pullback, load_series
 from srservice.errors import Outcome, TransientError, outcome_for, reason_for
 from srservice.jobs.dispatch import Enqueuer, enqueue_deliveries
-from srservice.jobs.models import JobKind
+from srservice.jobs.models import JobKind, JobState
 from srservice.jobs.store import Claim, JobStore, ReportRecord
 from srservice.jobs.views import InstanceView, JobView
 from srservice.reporting.outputs import produce_outputs, write_outputs
@@ -136,7 +136,7 @@ def run_analysis(settings: Settings, store: JobStore, job_id: int, *, owner: str
             return "retry"
         LOGGER.error("job %s: failed: %s", job_id, reason)
         store.fail_job(job_id, owner, reason)
-        return "failed"
+        return JobState.FAILED
     ids = store.finish_report(job_id, owner, record, settings.delivery_destinations,
                               settings.delivery_deadline_seconds)
     if ids is None:
@@ -147,4 +147,4 @@ def run_analysis(settings: Settings, store: JobStore, job_id: int, *, owner: str
                 len(ids))
     if enqueuer is not None:
         enqueue_deliveries(store, enqueuer, ids)
-    return "reported"
+    return JobState.REPORTED

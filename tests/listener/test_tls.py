@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,42 +16,9 @@ from srservice.errors import ConfigError
 from srservice.listener.scp import start_scp
 from srservice.tlsconfig import client_context, server_context
 from tests.support.datasets import US_MULTIFRAME, make_dataset
-from tests.support.environment import require_tool
-from tests.support.listener import Recorder, settings_for, spool_files
+from tests.support.listener import Recorder, settings_for, spool_files, tls_client_context
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def _run(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True, timeout=60)
-
-
-def _issue(openssl: str, d: Path, name: str, ca: str | None) -> tuple[Path, Path]:
-    key, crt = d / f"{name}.key", d / f"{name}.pem"
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    if ca is None:
-        _run(openssl, "req", "-x509", *ec, "-keyout", str(key), "-out", str(crt), "-days", "2",
-             "-subj", f"/CN={name}")
-        return key, crt
-    csr, ext = d / f"{name}.csr", d / f"{name}.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1\n")
-    _run(openssl, "req", *ec, "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}")
-    _run(openssl, "x509", "-req", "-in", str(csr), "-CA", str(d / f"{ca}.pem"), "-CAkey",
-         str(d / f"{ca}.key"), "-CAcreateserial", "-out", str(crt), "-days", "2",
-         "-extfile", str(ext))
-    return key, crt
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    openssl = require_tool("openssl")
-    d = tmp_path_factory.mktemp("pki")
-    out: dict[str, Path] = {}
-    out["ca_key"], out["ca"] = _issue(openssl, d, "ca", None)
-    out["server_key"], out["server"] = _issue(openssl, d, "server", "ca")
-    out["client_key"], out["client"] = _issue(openssl, d, "client", "ca")
-    out["rogue_key"], out["rogue"] = _issue(openssl, d, "rogue", None)
-    return out
 
 
 @pytest.fixture
@@ -63,14 +29,6 @@ def tls_listener(tmp_path: Path, pki: dict[str, Path]) -> Iterator[tuple[Setting
     server = start_scp(settings, rec)
     yield settings, rec, int(server.server_address[1])
     server.shutdown()
-
-
-def _client(pki: dict[str, Path], cert: str | None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(pki["ca"]))
-    ctx.check_hostname = False
-    if cert is not None:
-        ctx.load_cert_chain(str(pki[cert]), str(pki[f"{cert}_key"]))
-    return ctx
 
 
 def _associate(port: int, ctx: ssl.SSLContext | None) -> Any:
@@ -84,7 +42,7 @@ def _associate(port: int, ctx: ssl.SSLContext | None) -> Any:
 def test_trusted_client_certificate_stores(tls_listener: tuple[Settings, Recorder, int],
                                            pki: dict[str, Path]) -> None:
     settings, rec, port = tls_listener
-    assoc = _associate(port, _client(pki, "client"))
+    assoc = _associate(port, tls_client_context(pki, "client"))
     assert assoc.is_established
     assert int(assoc.send_c_store(make_dataset()).Status) == 0
     assoc.release()
@@ -97,11 +55,11 @@ def test_client_without_trusted_certificate_refused(
         tls_listener: tuple[Settings, Recorder, int], pki: dict[str, Path],
         cert: str | None) -> None:
     settings, rec, port = tls_listener
-    assoc = _associate(port, _client(pki, cert))
+    assoc = _associate(port, tls_client_context(pki, cert))
     assert not assoc.is_established
     assert rec.calls == [] and spool_files(settings) == []
     # The listener keeps serving trusted clients.
-    ok = _associate(port, _client(pki, "client"))
+    ok = _associate(port, tls_client_context(pki, "client"))
     assert ok.is_established
     ok.release()
 

@@ -20,7 +20,6 @@ import pytest
 from srservice.errors import InvalidDicomError
 from tests.support import figures
 from tests.support.datasets import US_MULTIFRAME
-from tests.support.environment import require_tool
 from tests.support.hostile import (
     CASES,
     bad_compressed_cases,
@@ -29,14 +28,13 @@ from tests.support.hostile import (
     phantom_dataset,
     pixel_mismatch_cases,
 )
-from tests.support.listener import RunningScp
+from tests.support.listener import RunningScp, tls_client_context
 from tests.support.reliability import (
     EXPLICIT_LE,
     JPEG_BASELINE,
     RLE,
     RawInstance,
     Sender,
-    issue_pki,
     phantom_part10,
     split_part10,
     spool_finals,
@@ -70,19 +68,6 @@ def test_wrong_called_ae_rejected(scp: Callable[..., RunningScp], tmp_path: Path
     assert spool_finals(running.spool) == []
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return issue_pki(require_tool("openssl"), tmp_path_factory.mktemp("pki"))
-
-
-def _client_ctx(pki: dict[str, Path], cert: str | None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(pki["ca"]))
-    ctx.check_hostname = False
-    if cert is not None:
-        ctx.load_cert_chain(str(pki[cert]), str(pki[f"{cert}_key"]))
-    return ctx
-
-
 @pytest.mark.parametrize("client_cert", ["rogue", None])
 def test_tls_client_without_trusted_certificate(scp: Callable[..., RunningScp], tmp_path: Path,
                                                 pki: dict[str, Path],
@@ -92,7 +77,7 @@ def test_tls_client_without_trusted_certificate(scp: Callable[..., RunningScp], 
     inst = with_new_uids(phantom_part10())
     try:
         bad = Sender(running.port, CONTEXTS, tmp_path / "s", timeout=5.0,
-                     tls_args=(_client_ctx(pki, client_cert), "127.0.0.1"))
+                     tls_args=(tls_client_context(pki, client_cert), "127.0.0.1"))
         established = bad.established
         if established:  # TLS 1.3: the refusal can surface only after the handshake
             status = bad.send(inst)
@@ -110,7 +95,7 @@ def test_tls_client_without_trusted_certificate(scp: Callable[..., RunningScp], 
             answer = b""
         assert not answer.startswith(b"\x02")  # never an A-ASSOCIATE-AC
     good = Sender(running.port, CONTEXTS, tmp_path / "g", timeout=10.0,
-                  tls_args=(_client_ctx(pki, "client"), "127.0.0.1"))
+                  tls_args=(tls_client_context(pki, "client"), "127.0.0.1"))
     assert good.established and good.send(inst) == 0x0000  # positive control
     good.release()
     assert len(spool_finals(running.spool)) == 1

@@ -1,11 +1,12 @@
 """Helpers for the listener tests: settings, a recording ``on_stored`` callback, spool
-inspection, and the bare listener as a child process."""
+inspection, the bare listener as a child process, and a PKI for DICOM TLS."""
 
 from __future__ import annotations
 
 import os
 import selectors
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -152,3 +153,35 @@ class RunningScp:
     @property
     def spool(self) -> Path:
         return self.settings.spool_dir
+
+
+def issue_pki(openssl: str, d: Path) -> dict[str, Path]:
+    """CA, server and client certificates signed by the CA, and a self-signed rogue client."""
+    def run(*args: str) -> None:
+        subprocess.run(args, check=True, capture_output=True, timeout=60)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    out: dict[str, Path] = {}
+    for name in ("ca", "rogue"):
+        out[f"{name}_key"], out[name] = d / f"{name}.key", d / f"{name}.pem"
+        run(openssl, "req", "-x509", *ec, "-keyout", str(out[f"{name}_key"]), "-out",
+            str(out[name]), "-days", "2", "-subj", f"/CN=rel-{name}")
+    for name in ("server", "client"):
+        key, crt, csr, ext = (d / f"{name}.key", d / f"{name}.pem", d / f"{name}.csr",
+                              d / f"{name}.ext")
+        ext.write_text("subjectAltName=IP:127.0.0.1\n")
+        run(openssl, "req", *ec, "-keyout", str(key), "-out", str(csr), "-subj", f"/CN=rel-{name}")
+        run(openssl, "x509", "-req", "-in", str(csr), "-CA", str(out["ca"]), "-CAkey",
+            str(out["ca_key"]), "-CAcreateserial", "-out", str(crt), "-days", "2",
+            "-extfile", str(ext))
+        out[f"{name}_key"], out[name] = key, crt
+    return out
+
+
+def tls_client_context(pki: dict[str, Path], cert: str | None) -> ssl.SSLContext:
+    """A client context trusting ``pki``'s CA and presenting ``cert`` (None: no certificate)."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(pki["ca"]))
+    ctx.check_hostname = False
+    if cert is not None:
+        ctx.load_cert_chain(str(pki[cert]), str(pki[f"{cert}_key"]))
+    return ctx

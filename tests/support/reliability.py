@@ -242,29 +242,6 @@ def reliability_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 
 # --- child processes -------------------------------------------------------------------------
-def issue_pki(openssl: str, d: Path) -> dict[str, Path]:
-    """CA, server and client certificates signed by the CA, and a self-signed rogue client."""
-    def run(*args: str) -> None:
-        subprocess.run(args, check=True, capture_output=True, timeout=60)
-
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    out: dict[str, Path] = {}
-    for name in ("ca", "rogue"):
-        out[f"{name}_key"], out[name] = d / f"{name}.key", d / f"{name}.pem"
-        run(openssl, "req", "-x509", *ec, "-keyout", str(out[f"{name}_key"]), "-out",
-            str(out[name]), "-days", "2", "-subj", f"/CN=rel-{name}")
-    for name in ("server", "client"):
-        key, crt, csr, ext = (d / f"{name}.key", d / f"{name}.pem", d / f"{name}.csr",
-                              d / f"{name}.ext")
-        ext.write_text("subjectAltName=IP:127.0.0.1\n")
-        run(openssl, "req", *ec, "-keyout", str(key), "-out", str(csr), "-subj", f"/CN=rel-{name}")
-        run(openssl, "x509", "-req", "-in", str(csr), "-CA", str(out["ca"]), "-CAkey",
-            str(out["ca_key"]), "-CAcreateserial", "-out", str(crt), "-days", "2",
-            "-extfile", str(ext))
-        out[f"{name}_key"], out[name] = key, crt
-    return out
-
-
 def kill_tree(proc: subprocess.Popen[Any]) -> None:
     """SIGKILL a child started with ``start_new_session=True`` and its process group."""
     if proc.poll() is None:
