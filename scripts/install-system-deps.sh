@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and tools need: DCMTK (storescu, dsrdump, dsr2html),
-# dicom3tools (dciodvfy), Orthanc (the test PACS) and poppler-utils (pdftoppm).
+# dicom3tools (dciodvfy), Orthanc (the test PACS), poppler-utils (pdftoppm) and redis-server
+# (each test that needs a broker starts its own on a free port).
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 need=()
@@ -8,6 +9,7 @@ command -v storescu >/dev/null 2>&1 || need+=(dcmtk)
 command -v dciodvfy >/dev/null 2>&1 || need+=(dicom3tools)
 command -v Orthanc >/dev/null 2>&1 || [ -x /usr/sbin/Orthanc ] || need+=(orthanc)
 command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
