@@ -124,13 +124,6 @@ class Spool:
         uid = validate_uid(sop_instance_uid, "SOPInstanceUID")
         return self.root / hashlib.sha256(uid.encode("ascii")).hexdigest()[:2]
 
-    def instance_paths(self, sop_instance_uid: str) -> list[Path]:
-        """Return every stored version of one instance (different content, same UID)."""
-        directory = self.instance_dir(sop_instance_uid)
-        if not directory.is_dir():
-            return []
-        return sorted(directory.glob(f"{sop_instance_uid}.*.dcm"))
-
     def add(self, received: Path, *, sop_class_uid: str, sop_instance_uid: str,
             transfer_syntax_uid: str, calling_ae: str, called_ae: str,
             peer_host: str) -> StoredInstance:

@@ -28,6 +28,7 @@ from tests.support.datasets import (
     make_dataset,
     write_dataset,
 )
+from tests.support.listener import instance_paths
 
 IMPLICIT = "1.2.840.10008.1.2"
 EXPLICIT = "1.2.840.10008.1.2.1"
@@ -107,7 +108,7 @@ def test_resend_same_bytes_is_idempotent(spool: Spool, tmp_path: Path) -> None:
     second = _store(spool, path, cls, inst)
     assert second.path == first.path and second.sha256 == first.sha256
     assert first.path.stat().st_mtime_ns == mtime
-    assert spool.instance_paths(inst) == [first.path]
+    assert instance_paths(spool, inst) == [first.path]
 
 
 def test_new_content_same_uid_never_overwrites(spool: Spool, tmp_path: Path) -> None:
@@ -118,7 +119,7 @@ def test_new_content_same_uid_never_overwrites(spool: Spool, tmp_path: Path) -> 
     second = _store(spool, path2, cls, inst)
     assert second.path != first.path and second.sha256 != first.sha256
     assert first.path.read_bytes() == before
-    assert spool.instance_paths(inst) == sorted([first.path, second.path])
+    assert instance_paths(spool, inst) == sorted([first.path, second.path])
 
 
 @pytest.mark.parametrize("uid", ["1.2.3/../../etc", "1.2.03", "../../../tmp/x"])

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from srservice.config import Settings, load_settings
-from srservice.listener.spool import StoredInstance
+from srservice.listener.spool import Spool, StoredInstance
 from tests.support.environment import ROOT
 
 
@@ -53,6 +53,12 @@ def spool_files(settings: Settings) -> list[Path]:
     """Every final .dcm file in the spool (not tmp/incoming)."""
     root = settings.spool_dir
     return sorted(p for p in root.glob("*/*.dcm") if p.parent.name not in {"tmp", "incoming"})
+
+
+def instance_paths(spool: Spool, sop_instance_uid: str) -> list[Path]:
+    """Every stored version of one instance in ``spool`` (different content, same UID)."""
+    directory = spool.instance_dir(sop_instance_uid)
+    return sorted(directory.glob(f"{sop_instance_uid}.*.dcm")) if directory.is_dir() else []
 
 
 def leftovers(settings: Settings) -> list[Path]:
