@@ -30,7 +30,7 @@ from pynetdicom.transport import (
     ThreadedAssociationServer,
 )
 
-from srservice.listener import receive
+from srservice.listener import pduguard, receive
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,9 +61,10 @@ def test_chunked_receive_internals() -> None:
     """receive.py: the NamedTemporaryFile name, the config switches, the file attributes."""
     assert hasattr(_config, "STORE_RECV_CHUNKED_DATASET")
     assert hasattr(_config, "UNRESTRICTED_STORAGE_SERVICE")
-    # The name replaced, and what it stood for before.
-    assert hasattr(dimse_messages, "NamedTemporaryFile")
+    # The name replaced, and what it stood for before any listener installed the stand-in.
     assert receive._ORIGINAL_TEMPFILE is tempfile.NamedTemporaryFile
+    assert dimse_messages.NamedTemporaryFile in (receive._ORIGINAL_TEMPFILE,
+                                                 receive._receive_file_factory)
     source = inspect.getsource(dimse_messages)
     # pynetdicom opens the file with NamedTemporaryFile(...), writes through .write() and
     # flushes through .file.flush() (ReceiveFile.file is itself), keeps it as the message's
@@ -77,7 +78,10 @@ def test_chunked_receive_internals() -> None:
 
 def test_pdu_reader_internals() -> None:
     """pduguard.py: the method replaced and the DUL members the stand-in uses."""
-    original = DULServiceProvider.__dict__["_read_pdu_data"]
+    # pynetdicom's method as it was before any listener installed the stand-in.
+    original = pduguard._ORIGINAL_READ
+    assert original.__qualname__ == "DULServiceProvider._read_pdu_data"
+    assert DULServiceProvider.__dict__["_read_pdu_data"] in (original, pduguard._read_pdu_data)
     assert list(inspect.signature(original).parameters) == ["self"]
     body = inspect.getsource(original)
     for event in ("Evt17", "Evt19"):
