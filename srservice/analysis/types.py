@@ -93,6 +93,16 @@ class FrameMeasurement:
     calcium_depth_mm : numpy.ndarray or None
         ``(ANGLE_BINS,)`` distance (mm) from the lumen border to the calcium leading edge,
         NaN where there is no calcium; None when pixel spacing is unknown.
+    reason : str
+        Why the frame is not assessable (empty when it is), in words a reader understands,
+        e.g. "transducer inside the guide catheter" or "EEM mean diameter 11.3 mm outside
+        the coronary range 1.5-7 mm".
+    flags : tuple of str
+        Cautions on an assessable frame a reader may want to check, e.g. "EEM interpolated
+        behind calcium over 140 degrees" or "guidewire shadow bridged".
+    nodule_protrusion_mm : float or None
+        Largest protrusion (mm) of the calcium surface into the lumen in this frame (the
+        per-frame evidence of the calcified-nodule rule); None without calcium or spacing.
     """
 
     frame: int
@@ -110,6 +120,9 @@ class FrameMeasurement:
     superficial_calcium_arc_deg: float
     calcified_nodule: bool
     calcium_depth_mm: FloatArray | None = None
+    reason: str = ""
+    flags: tuple[str, ...] = ()
+    nodule_protrusion_mm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -147,3 +160,17 @@ class PullbackAnalysis:
     lesions: tuple[LesionFeatures, ...]
     not_assessable: tuple[str, ...] = field(default=())
     """Human-readable reasons why some measurements are missing."""
+    reason: str = ""
+    """Why the pullback as a whole cannot be scored (empty when it can): no or too few
+    assessable frames, no usable signal, unknown geometry. When set, no component and no total
+    may be reported: the reports say "cannot be determined" with this reason."""
+
+    @property
+    def assessable_frame_count(self) -> int:
+        """Number of assessable frames."""
+        return sum(1 for f in self.frames if f.assessable)
+
+    @property
+    def assessable(self) -> bool:
+        """True when the pullback can be scored (see :attr:`reason`)."""
+        return not self.reason
