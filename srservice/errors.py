@@ -117,6 +117,26 @@ class DeliveryError(TransientError):
     """A destination refused or could not be reached; retried with backoff until the deadline."""
 
 
+class QueryError(DeliveryError):
+    """A C-FIND to a PACS failed.
+
+    No connection, a refused association, a failure status (PS3.4 Table C.4-1) or no
+    response within the DIMSE time-out.
+    """
+
+
+class QueryNotSupportedError(QueryError):
+    """The PACS accepts no Study Root Query/Retrieve - FIND context (PS3.4 C.6.2)."""
+
+
+class RetrieveError(DeliveryError):
+    """A C-MOVE or C-GET from a PACS failed or stored nothing.
+
+    Refused, a failure status (PS3.4 Tables C.4-2, C.4-3), failed sub-operations or no
+    response within the time-out.
+    """
+
+
 def dimse_status_for(exc: BaseException) -> int:
     """Return the C-STORE status for an exception raised while storing.
 

@@ -59,6 +59,14 @@ REPORT_PDF = EncapsulatedPDFStorage
 SENT: frozenset[UID] = frozenset({REPORT_SR, REPORT_PDF})
 
 
+#: Study Root Query/Retrieve Information Model (PS3.4 C.6.2, UIDs from PS3.6 Annex A): FIND
+#: asks a PACS what it holds (backfill, and delivery before a re-send), MOVE and GET fetch
+#: studies for the backfill.
+STUDY_ROOT_FIND = UID("1.2.840.10008.5.1.4.1.2.2.1")
+STUDY_ROOT_MOVE = UID("1.2.840.10008.5.1.4.1.2.2.2")
+STUDY_ROOT_GET = UID("1.2.840.10008.5.1.4.1.2.2.3")
+
+
 def name(uid: str) -> str:
     """Return the SOP class's name for messages (``"unknown"`` for a UID pydicom does not know).
 

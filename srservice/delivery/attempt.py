@@ -10,6 +10,16 @@ permanent one (the outputs cannot be read) is ``failed`` at once. The backoff an
 deadline are kept in the job store (:mod:`srservice.jobs.deliveries`) and applied by the
 sweeper, so a PACS outage never re-runs the analysis. Destinations are independent rows:
 one destination's outage never delays another's.
+
+Re-sending after a lost acknowledgement: every attempt after the first may follow one whose
+C-STORE reached the PACS although its response never got recorded (the worker was killed
+while the PACS held the C-STORE; the sweeper sent the delivery again after its lease). Before
+such an attempt the destination is asked, by a Study Root C-FIND at IMAGE level with the
+report's Study, Series and SOP Instance UIDs (:func:`srservice.delivery.query.held_instances`),
+which of the reports it already holds; those are not sent again. A destination that cannot
+answer (no Query/Retrieve FIND context, a failure status, no response) gets the reports
+again, as before: a PACS that replaces or ignores a known SOP Instance UID keeps one copy, an
+archive that keeps versions may keep two (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -18,11 +28,12 @@ import logging
 from pathlib import Path
 
 from pydicom import dcmread
+from pydicom.dataset import Dataset
 
-from srservice.config import OUTBOX, Settings
-from srservice.delivery import scu
+from srservice.config import OUTBOX, Destination, Settings
+from srservice.delivery import query, scu
 from srservice.delivery.outbox import deliver_to_outbox
-from srservice.errors import Outcome, outcome_for, reason_for
+from srservice.errors import Outcome, QueryError, outcome_for, reason_for
 from srservice.jobs.deliveries import DeliveryWork
 from srservice.jobs.models import DeliveryState
 from srservice.jobs.store import JobStore
@@ -44,8 +55,32 @@ def _send(settings: Settings, work: DeliveryWork) -> None:
             files.append(summary)
         deliver_to_outbox(settings.outbox_dir, work.job_id, files)
         return
-    datasets = [dcmread(work.sr_path), dcmread(work.pdf_path)]
-    scu.c_store(scu.parse_destination(work.delivery.destination), datasets, settings)
+    datasets: list[Dataset] = [dcmread(work.sr_path), dcmread(work.pdf_path)]
+    dest = scu.parse_destination(work.delivery.destination)
+    if work.delivery.attempts > 1:
+        datasets = _not_yet_held(settings, work, dest, datasets)
+        if not datasets:
+            return
+    scu.c_store(dest, datasets, settings)
+
+
+def _not_yet_held(settings: Settings, work: DeliveryWork, dest: Destination,
+                  datasets: list[Dataset]) -> list[Dataset]:
+    """Return the reports ``dest`` does not hold yet (all of them when it cannot say)."""
+    refs = [query.InstanceRef(str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID),
+                              str(ds.SOPInstanceUID)) for ds in datasets]
+    try:
+        held = query.held_instances(dest, settings, refs)
+    except QueryError as exc:
+        LOGGER.warning("delivery %s of job %s: %s cannot say whether it holds the reports "
+                       "(%s); sending them again", work.delivery.id, work.job_id, dest,
+                       reason_for(exc))
+        return datasets
+    for ds in datasets:
+        if str(ds.SOPInstanceUID) in held:
+            LOGGER.info("delivery %s of job %s: %s already holds %s; not sent again",
+                        work.delivery.id, work.job_id, dest, ds.SOPInstanceUID)
+    return [ds for ds in datasets if str(ds.SOPInstanceUID) not in held]
 
 
 def deliver_one(settings: Settings, store: JobStore, delivery_id: int) -> str:

@@ -36,7 +36,8 @@ def parse_destination(text: str) -> Destination:
         raise ConfigError(str(exc)) from None
 
 
-def _ae(settings: Settings) -> AE:
+def make_ae(settings: Settings) -> AE:
+    """Return an AE with our AE title and the configured ACSE/DIMSE/network time-outs."""
     ae = AE(ae_title=settings.ae_title)
     ae.acse_timeout = settings.acse_timeout
     ae.dimse_timeout = settings.dimse_timeout
@@ -44,19 +45,31 @@ def _ae(settings: Settings) -> AE:
     return ae
 
 
-def _associate(ae: AE, dest: Destination, settings: Settings) -> Any:
+def associate(ae: AE, dest: Destination, settings: Settings,
+              error: type[DeliveryError] = DeliveryError, **kwargs: Any) -> Any:
+    """Associate with ``dest`` (over TLS when it says ``+tls``).
+
+    ``kwargs`` go to :meth:`pynetdicom.ae.ApplicationEntity.associate` (``ext_neg``,
+    ``evt_handlers``).
+
+    Raises
+    ------
+    DeliveryError
+        (or ``error``) the connection failed or the association was rejected or aborted.
+    """
     tls_args = None
     if dest.tls:
         from srservice.tlsconfig import client_context
 
         tls_args = (client_context(settings), dest.host)
     try:
-        assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title, tls_args=tls_args)
+        assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title, tls_args=tls_args,
+                             **kwargs)
     except (OSError, ValueError) as exc:
-        raise DeliveryError(f"{dest}: cannot connect: {exc}") from exc
+        raise error(f"{dest}: cannot connect: {exc}") from exc
     if not assoc.is_established:
         what = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "failed"
-        raise DeliveryError(f"{dest}: association {what}")
+        raise error(f"{dest}: association {what}")
     return assoc
 
 
@@ -68,9 +81,9 @@ def c_echo(dest: Destination, settings: Settings) -> int:
     DeliveryError
         The association could not be established or no response came back.
     """
-    ae = _ae(settings)
+    ae = make_ae(settings)
     ae.add_requested_context(sopclasses.VERIFICATION)
-    assoc = _associate(ae, dest, settings)
+    assoc = associate(ae, dest, settings)
     try:
         status = assoc.send_c_echo()
     finally:
@@ -89,7 +102,7 @@ def c_store(dest: Destination, datasets: Sequence[Dataset], settings: Settings) 
         Connection or association failure, missing response, or a failure status (the
         message names the SOP Instance UID's dataset index and the status, never PHI).
     """
-    ae = _ae(settings)
+    ae = make_ae(settings)
     for ds in datasets:
         syntaxes = [str(ds.file_meta.TransferSyntaxUID)] if "file_meta" in ds.__dict__ and \
             "TransferSyntaxUID" in ds.file_meta else []
@@ -97,7 +110,7 @@ def c_store(dest: Destination, datasets: Sequence[Dataset], settings: Settings) 
             if ts not in syntaxes:
                 syntaxes.append(ts)
         ae.add_requested_context(str(ds.SOPClassUID), syntaxes)
-    assoc = _associate(ae, dest, settings)
+    assoc = associate(ae, dest, settings)
     try:
         for index, ds in enumerate(datasets):
             try:
