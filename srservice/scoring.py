@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from srservice.analysis.types import LesionFeatures
+from srservice.analysis.types import LesionFeatures, PullbackAnalysis
 
 #: Decimals kept before a measured value is compared with a threshold.
 COMPARISON_DECIMALS = 6
@@ -64,6 +64,9 @@ OCT_LENGTH = "calcium_length"
 
 CITATION_IVUS = "Zhang M, Matsumura M, Usui E, et al. Circ Cardiovasc Interv 2021;14:e010296"
 CITATION_OCT = "Fujino A, Mintz GS, Matsumura M, et al. EuroIntervention 2018;13:e2182-e2189"
+
+#: Wording of a score that cannot be given (the reports use exactly this phrase).
+CANNOT_BE_DETERMINED = "cannot be determined"
 
 DISCLAIMER = (
     "Automatically derived decision support; not verified by a physician. "
@@ -162,13 +165,35 @@ class IvusCalciumScore:
         raise KeyError(name)
 
     @property
+    def determinable(self) -> bool:
+        """False when no component was assessable (nothing at all is known of the score)."""
+        return any(c.assessable for c in self.components)
+
+    @property
+    def total_text(self) -> str:
+        """The total as the reports print it.
+
+        ``"2"``, or "cannot be determined" (with the bracket when some components are known,
+        e.g. "cannot be determined (1-2)").
+        """
+        if self.total is not None:
+            return str(self.total)
+        if not self.determinable:
+            return CANNOT_BE_DETERMINED
+        return f"{CANNOT_BE_DETERMINED} ({self.minimum_total}-{self.maximum_total})"
+
+    @property
     def recommendation(self) -> str:
         """The recommendation sentence written into the reports."""
+        if not self.determinable:
+            reasons = list(dict.fromkeys(c.reason for c in self.components if c.reason))
+            return (f"IVUS calcium score {CANNOT_BE_DETERMINED}: " + "; ".join(reasons)
+                    + ". No recommendation on calcium modification can be made.")
         if self.total is not None:
             score = f"IVUS calcium score {self.total}"
         else:
-            score = (f"IVUS calcium score not complete (between {self.minimum_total} and "
-                     f"{self.maximum_total}; not assessable: "
+            score = (f"IVUS calcium score {CANNOT_BE_DETERMINED} (between "
+                     f"{self.minimum_total} and {self.maximum_total}; not assessable: "
                      + ", ".join(c.label for c in self.components if not c.assessable) + ")")
         if self.calcium_modification_recommended is True:
             text = (f"{score}, >= 2: stent underexpansion predicted. Calcium modification "
@@ -179,7 +204,7 @@ class IvusCalciumScore:
                     f"value {NEGATIVE_PREDICTIVE_VALUE:.2f}); the score does not call for "
                     "calcium modification.")
         else:
-            text = f"{score}: the recommendation cannot be determined."
+            text = f"{score}: the recommendation {CANNOT_BE_DETERMINED}."
         return text
 
     @property
@@ -191,9 +216,10 @@ class IvusCalciumScore:
                 f"Maximum superficial calcium arc {self.max_superficial_calcium_arc_deg:.0f} "
                 "degrees is <= 270 degrees: this lesion lies outside the population the score "
                 "was derived in (maximum superficial arc > 270 degrees); interpret with caution.")
-        for c in self.components:
-            if not c.assessable:
-                out.append(f"{c.label} not assessable: {c.reason}")
+        if self.determinable:  # otherwise the recommendation sentence already gives the reason
+            for c in self.components:
+                if not c.assessable:
+                    out.append(f"{c.label} not assessable: {c.reason}")
         return tuple(out)
 
 
@@ -288,9 +314,120 @@ def highest_total(scores: Sequence[IvusCalciumScore]) -> int | None:
     return best
 
 
-def score_lesions(lesions: Sequence[LesionFeatures]) -> list[IvusCalciumScore]:
-    """Return the IVUS calcium score of every lesion, in order."""
+def not_assessable_score(lesion: LesionFeatures, reason: str) -> IvusCalciumScore:
+    """Return the score of a segment of a pullback that cannot be scored.
+
+    Every component is not assessable with ``reason``; total None, no recommendation. The
+    bracket is the whole range (0 to 4); the reports print "cannot be determined", not
+    the bracket (:attr:`IvusCalciumScore.total_text`).
+    """
+    measured = ivus_calcium_score(lesion)
+    components = tuple(ScoreComponent(name=x.name, points=None, value=None,
+                                      threshold=x.threshold, unit=x.unit, assessable=False,
+                                      max_points=x.max_points, label=x.label, reason=reason)
+                       for x in measured.components)
+    return IvusCalciumScore(
+        components=components, total=None, minimum_total=0,
+        maximum_total=sum(x.max_points for x in components),
+        calcium_modification_recommended=None,
+        outside_derivation_population=measured.outside_derivation_population,
+        max_superficial_calcium_arc_deg=measured.max_superficial_calcium_arc_deg)
+
+
+def score_lesions(lesions: Sequence[LesionFeatures], *,
+                  reason: str = "") -> list[IvusCalciumScore]:
+    """Return the IVUS calcium score of every lesion, in order.
+
+    With ``reason`` (why the pullback cannot be scored, :func:`pullback_reason`), every
+    score is :func:`not_assessable_score`.
+    """
+    if reason:
+        return [not_assessable_score(lesion, reason) for lesion in lesions]
     return [ivus_calcium_score(lesion) for lesion in lesions]
+
+
+def pullback_reason(analysis: PullbackAnalysis) -> str:
+    """Why ``analysis`` cannot be scored as a whole; empty when it can.
+
+    The analysis' own :attr:`~srservice.analysis.types.PullbackAnalysis.reason`; failing
+    that, a pullback without any assessable frame is never scored (its score would read 0).
+    """
+    if analysis.reason:
+        return analysis.reason
+    if analysis.assessable_frame_count == 0:
+        return "no assessable frame"
+    return ""
+
+
+@dataclass(frozen=True)
+class PullbackScore:
+    """What the reports say for the whole pullback.
+
+    Attributes
+    ----------
+    segments : tuple of IvusCalciumScore
+        One score per calcified segment (``analysis.lesions`` order).
+    total : int or None
+        Highest segment score (0 without a calcified segment); None when the pullback cannot
+        be scored (:attr:`reason`) or a segment's unknown score could be the highest.
+    calcium_modification_recommended : bool or None
+        :func:`overall_recommendation`; None when the pullback cannot be scored.
+    reason : str
+        Why the pullback cannot be scored; empty when it can.
+    """
+
+    segments: tuple[IvusCalciumScore, ...]
+    total: int | None
+    calcium_modification_recommended: bool | None
+    reason: str = ""
+
+    @property
+    def assessable(self) -> bool:
+        """True when the pullback could be scored (the total may still be open)."""
+        return not self.reason
+
+    @property
+    def total_text(self) -> str:
+        """The total as the reports print it (``"2"`` or "cannot be determined")."""
+        return CANNOT_BE_DETERMINED if self.total is None else str(self.total)
+
+    @property
+    def result(self) -> str:
+        """One sentence: the pullback's score, or why it cannot be determined."""
+        if self.reason:
+            return f"IVUS calcium score {CANNOT_BE_DETERMINED}: {self.reason}"
+        if self.total is None:
+            return (f"IVUS calcium score {CANNOT_BE_DETERMINED}: a calcified segment with "
+                    "not-assessable components could have the highest score")
+        if not self.segments:
+            return "IVUS calcium score 0 (no calcified segment)"
+        return f"IVUS calcium score {self.total} (highest of {len(self.segments)} segment(s))"
+
+
+def score_pullback(analysis: PullbackAnalysis,
+                   scores: Sequence[IvusCalciumScore] | None = None) -> PullbackScore:
+    """Score a whole pullback: every segment, the highest total and the recommendation.
+
+    Parameters
+    ----------
+    analysis : PullbackAnalysis
+        The analysis; when it cannot be scored (:func:`pullback_reason`), no component and no
+        total are given.
+    scores : sequence of IvusCalciumScore, optional
+        Segment scores already computed with :func:`score_lesions` (ignored when the pullback
+        cannot be scored).
+
+    Returns
+    -------
+    PullbackScore
+    """
+    reason = pullback_reason(analysis)
+    if reason:  # never a measured component, whatever was passed in
+        return PullbackScore(segments=tuple(score_lesions(analysis.lesions, reason=reason)),
+                             total=None, calcium_modification_recommended=None, reason=reason)
+    segments = tuple(scores if scores is not None else score_lesions(analysis.lesions))
+    return PullbackScore(segments=segments, total=highest_total(segments),
+                         calcium_modification_recommended=overall_recommendation(segments))
 
 
 def overall_recommendation(scores: Sequence[IvusCalciumScore]) -> bool | None:

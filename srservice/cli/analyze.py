@@ -4,7 +4,9 @@
 - ``--out DIR`` writes the outputs as a job does (:func:`srservice.reporting.outputs.write_outputs`:
   ``sr.dcm``, the TID 1500 Comprehensive 3D SR; ``pdf.dcm``, the Encapsulated PDF;
   ``summary.json``), each atomically (temp file, fsync, rename).
-- Without either, a one-paragraph human summary is printed.
+- Without either, a one-paragraph human summary is printed: the result ("IVUS calcium score
+  2", or "IVUS calcium score cannot be determined: <reason>" for a pullback that cannot be
+  scored), the segments and the not-assessable frames grouped by reason.
 
 A file that cannot be used raises :class:`~srservice.errors.InvalidDicomError` (from the
 loader); ``srservice.cli`` turns it into one line on stderr and a non-zero exit status.
@@ -38,11 +40,20 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _human(summary: dict[str, Any]) -> str:
-    lines = [f"{summary['sop_instance_uid']}: {summary['frame_count']} frames, "
-             f"IVUS calcium score {summary['ivus_calcium_score']}"]
+    from srservice.reporting.assessability import MAX_GROUPS, ReasonGroup
+
+    lines = [f"{summary['sop_instance_uid']}: {summary['frame_count']} frames "
+             f"({summary['assessable_frame_count']} assessable), {summary['result']}"]
     for i, lesion in enumerate(summary["lesions"], start=1):
         lines.append(f"  segment {i}: frames {lesion['start_frame']}-{lesion['end_frame']}, "
-                     f"score {lesion['ivus_calcium_score']}: {lesion['recommendation']}")
+                     f"score {lesion['ivus_calcium_score_text']}: {lesion['recommendation']}")
+    groups = summary["not_assessable_frames"]
+    lines += [f"  not assessable: "
+              f"{ReasonGroup(g['reason'], tuple((a, b) for a, b in g['frames'])).text()}"
+              for g in groups[:MAX_GROUPS]]
+    if len(groups) > MAX_GROUPS:
+        lines.append(f"  not assessable: {len(groups) - MAX_GROUPS} more reason(s) "
+                     "(see --json)")
     lines += [f"  not measured: {r}" for r in summary["not_assessable"]]
     lines.append(f"  {summary['disclaimer']}")
     return "\n".join(lines)

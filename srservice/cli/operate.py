@@ -46,9 +46,13 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{'JOB':>6} {'STATE':<10} {'KIND':<8} {'TRY':>3} {'SCORE':>5} {'DELIVERY':<14} "
           f"{'UPDATED (UTC)':<19} REASON")
     for j in jobs:
-        score = "-" if j.score_total is None else str(j.score_total)
+        # A pullback that cannot be scored is a reported answer, not a failure: SCORE "n/a"
+        # and the reason ("not assessable: ...") in the REASON column.
+        score = ("n/a" if j.assessable is False
+                 else "-" if j.score_total is None else str(j.score_total))
+        reason = j.reason or (j.result if j.assessable is False else "") or ""
         print(f"{j.id:>6} {j.state:<10} {j.kind:<8} {j.attempts:>3} {score:>5} "
-              f"{_delivery_text(j):<14} {j.updated_at:%Y-%m-%d %H:%M:%S} {j.reason or ''}")
+              f"{_delivery_text(j):<14} {j.updated_at:%Y-%m-%d %H:%M:%S} {reason}")
     return 0
 
 

@@ -143,8 +143,8 @@ def run_analysis(settings: Settings, store: JobStore, job_id: int, *, owner: str
         LOGGER.warning("job %s: lost ownership before reporting; outputs left as written",
                        job_id)
         return "lost"
-    LOGGER.info("job %s: reported (score %s), %d deliveries", job_id, record.score_total,
-                len(ids))
+    LOGGER.info("job %s: reported (%s), %d deliveries", job_id,
+                record.summary.get("result", f"score {record.score_total}"), len(ids))
     if enqueuer is not None:
         enqueue_deliveries(store, enqueuer, ids)
     return JobState.REPORTED

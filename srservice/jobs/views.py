@@ -104,6 +104,29 @@ class JobView:
                    row.output_dir, row.sr_path, row.pdf_path, row.sr_sop_instance_uid,
                    row.pdf_sop_instance_uid, row.score_total, summary, deliveries)
 
+    @property
+    def assessable(self) -> bool | None:
+        """False when the report says the pullback cannot be scored; None before a report."""
+        if self.summary is None:
+            return None
+        return self.summary.get("assessable") is not False
+
+    @property
+    def result(self) -> str | None:
+        """The report's answer in a few words; None before a report.
+
+        "score 2"; "not assessable: <reason>" for a pullback that cannot be scored (a valid
+        answer: the job is reported and delivered like any other); "score cannot be
+        determined" when a segment's unknown components leave the highest score open.
+        """
+        if self.summary is None:
+            return None
+        if self.assessable is False:
+            return f"not assessable: {self.summary.get('reason') or 'no reason given'}"
+        if self.score_total is None:
+            return "score cannot be determined"
+        return f"score {self.score_total}"
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (``srservice jobs --json``)."""
         return {"id": self.id, "kind": self.kind, "state": self.state, "reason": self.reason,
@@ -117,7 +140,8 @@ class JobView:
                 "updated_at": self.updated_at.isoformat(),
                 "output_dir": self.output_dir, "sr_sop_instance_uid": self.sr_sop_instance_uid,
                 "pdf_sop_instance_uid": self.pdf_sop_instance_uid,
-                "score_total": self.score_total,
+                "score_total": self.score_total, "assessable": self.assessable,
+                "result": self.result,
                 "deliveries": [d.as_dict() for d in self.deliveries]}
 
 

@@ -53,7 +53,7 @@ CALCIUM_MODIFICATION_RECOMMENDED = _private(
 OUTSIDE_DERIVATION_POPULATION = _private(
     "SRSVC023", "Outside calcium score derivation population")
 SCORE_COMPLETE = _private("SRSVC024", "Calcium score complete")
-NOT_ASSESSABLE = _private("SRSVC030", "Not assessable")
+# SRSVC030 "Not assessable" is retired (replaced by SCT 373068000 "Undetermined", CID 230).
 MAXIMUM_CALCIUM_SITE = _private("SRSVC031", "Maximum calcium site")
 CALCIUM_ARC_CURVE = _private("SRSVC032", "Calcium arc curve")
 
@@ -63,7 +63,7 @@ PRIVATE_CODES: tuple[Code, ...] = (
     IVUS_CALCIUM_SCORE_MAXIMUM, METHOD_SUPERFICIAL_ARC, METHOD_OVER_270_RUN,
     METHOD_SEGMENT_EXTENT, METHOD_ANY_DEPTH_ARC, EEM_INTERPOLATED_FRACTION,
     CIRCUMFERENTIAL_CALCIUM, CALCIFIED_NODULE, CALCIUM_MODIFICATION_RECOMMENDED,
-    OUTSIDE_DERIVATION_POPULATION, SCORE_COMPLETE, NOT_ASSESSABLE, MAXIMUM_CALCIUM_SITE,
+    OUTSIDE_DERIVATION_POPULATION, SCORE_COMPLETE, MAXIMUM_CALCIUM_SITE,
     CALCIUM_ARC_CURVE,
 )
 
@@ -82,6 +82,8 @@ MAXIMUM: Code = codes.SCT.Maximum                              # SCT 56851009, C
 MEAN: Code = codes.SCT.Mean                                    # SCT 373098007, CID 3488
 YES: Code = codes.SCT.Yes                                      # SCT 373066001, CID 230
 NO: Code = codes.SCT.No                                        # SCT 373067005, CID 230
+#: The value of a score, component or recommendation that cannot be determined.
+UNDETERMINED: Code = codes.SCT.Undetermined                    # SCT 373068000, CID 230
 RECOMMENDATION: Code = codes.DCM.Recommendation                # DCM 121075
 FINDING: Code = codes.DCM.Finding                              # DCM 121071
 

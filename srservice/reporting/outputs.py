@@ -37,7 +37,7 @@ from srservice.durable import atomic_write
 from srservice.reporting.pdf import build_pdf_dataset, page_header, render_pdf
 from srservice.reporting.sr import build_sr, statements
 from srservice.reporting.summary import build_summary
-from srservice.scoring import score_lesions
+from srservice.scoring import score_pullback
 
 #: File names of the outputs, the same in every directory they are written to.
 SR_NAME = "sr.dcm"
@@ -70,6 +70,10 @@ def produce_outputs(loaded: LoadedPullback, analysis: PullbackAnalysis,
                     revision: str | None = None) -> Outputs:
     """Score every lesion and build the SR, the PDF and the JSON summary.
 
+    A pullback that cannot be scored (``analysis.reason``, or no assessable frame) still
+    gets all three outputs: they say "IVUS calcium score cannot be determined: <reason>"
+    (a valid clinical answer, delivered like any other).
+
     Parameters
     ----------
     loaded : LoadedPullback
@@ -93,7 +97,8 @@ def produce_outputs(loaded: LoadedPullback, analysis: PullbackAnalysis,
     """
     # highdicom logs every copied module at INFO; keep service logs readable.
     logging.getLogger("highdicom").setLevel(logging.WARNING)
-    scores = score_lesions(analysis.lesions)
+    # No score at all when the pullback cannot be scored (srservice.scoring.pullback_reason).
+    scores = list(score_pullback(analysis).segments)
     params = (dict(parameters) if parameters is not None
               else AnalysisParameters().as_dict())
     header = loaded.header

@@ -39,12 +39,14 @@ from srservice import ALGORITHM_NAME, ALGORITHM_VERSION, sopclasses
 from srservice.analysis.types import PullbackAnalysis
 from srservice.reporting import plots
 from srservice.reporting.uids import derived_uid, output_version
-from srservice.scoring import IvusCalciumScore
+from srservice.scoring import IvusCalciumScore, pullback_reason
 
 PDF_SERIES_NUMBER = 991
 DOCUMENT_TITLE = "IVUS calcium score report (automated, unverified)"
 #: Page size: A4 portrait, inches.
 A4 = (8.27, 11.69)
+#: Lines of statements printed on the page (the rest is in the SR).
+MAX_BODY_LINES = 24
 
 #: Patient and General Study attributes copied from the source (PS3.3 C.7.1.1, C.7.2.1).
 COPIED = (
@@ -114,9 +116,14 @@ def render_pdf(header: PageHeader, analysis: PullbackAnalysis,
     top = 0.875
     plots.draw_score_table(fig.add_axes((0.05, top - table_h, 0.9, table_h)), analysis, scores)
     y = top - table_h - 0.012
-    wrapped = [textwrap.fill(s, 140) for s in statements[1:]]
+    wrapped = [textwrap.fill(s, 140, break_on_hyphens=False) for s in statements[1:]]
     body = "\n".join(wrapped)
-    n_lines = body.count("\n") + 1 if body else 0
+    lines = body.split("\n") if body else []
+    if len(lines) > MAX_BODY_LINES:  # keep one page: the SR carries every statement
+        more = len(lines) - MAX_BODY_LINES + 1
+        lines = [*lines[:MAX_BODY_LINES - 1], f"... {more} more line(s): see the SR"]
+    body = "\n".join(lines)
+    n_lines = len(lines)
     fig.text(0.05, y, body, fontsize=7, va="top", linespacing=1.3)
     y -= 0.0112 * n_lines + 0.008
     fig.text(0.05, y, statements[0] if statements else "", fontsize=8, weight="bold",
@@ -136,9 +143,13 @@ def render_pdf(header: PageHeader, analysis: PullbackAnalysis,
     pixels = None
     if frames is not None and key is not None and 1 <= key <= len(frames):
         pixels = np.asarray(frames[key - 1])
+    if analysis.lesions:
+        title = "Maximum calcium site"
+    else:
+        title = ("Pullback not assessable" if pullback_reason(analysis)
+                 else "No calcified segment")
     plots.draw_key_frame(fig.add_axes((0.25, bottom_img, 0.5, img_h)), pixels, frame,
-                 analysis.pixel_spacing_mm,
-                 "Maximum calcium site" if analysis.lesions else "No calcified segment")
+                         analysis.pixel_spacing_mm, title)
     buf = io.BytesIO()
     with PdfPages(buf, metadata={"CreationDate": None, "Producer": "srservice",
                                  "Creator": "srservice", "Title": header.title}) as pdf:

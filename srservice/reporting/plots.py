@@ -19,9 +19,11 @@ from matplotlib.axes import Axes
 from matplotlib.transforms import Bbox
 
 from srservice.analysis.types import FrameMeasurement, PullbackAnalysis
+from srservice.reporting.assessability import not_assessable_groups
 from srservice.reporting.overlay import arc_polylines, closed
-from srservice.scoring import IvusCalciumScore, ScoreComponent
+from srservice.scoring import CANNOT_BE_DETERMINED, IvusCalciumScore, ScoreComponent, score_pullback
 
+NOT_ASSESSABLE = "#9e9e9e"
 SUPERFICIAL = "#d62728"
 DEEP = "#ff9f40"
 LUMEN = "#17becf"
@@ -40,12 +42,13 @@ def key_frame(analysis: PullbackAnalysis, scores: Sequence[IvusCalciumScore]) ->
     """Maximum calcium frame of the highest-scoring lesion.
 
     Without lesions: the assessable frame with the largest calcium arc (the middle frame when
-    there is no calcium at all), None when no frame is assessable.
+    there is no calcium at all); without an assessable frame, the middle frame (shown with its
+    not-assessable reason so the reader sees why); None without frames.
     """
     if not analysis.lesions:
         usable = [f for f in analysis.frames if f.assessable]
         if not usable:
-            return None
+            return analysis.frames[len(analysis.frames) // 2].frame if analysis.frames else None
         middle = usable[len(usable) // 2]
         most = max(usable, key=lambda f: f.calcium_arc_deg)
         return most.frame if most.calcium_arc_deg > 0 else middle.frame
@@ -56,21 +59,33 @@ def key_frame(analysis: PullbackAnalysis, scores: Sequence[IvusCalciumScore]) ->
 
 def draw_score_table(ax: Axes, analysis: PullbackAnalysis,
                      scores: Sequence[IvusCalciumScore]) -> None:
-    """Draw the score table (one row per component, one total row per segment)."""
+    """Draw the score table (one row per component, one total row per segment).
+
+    A total that cannot be determined reads "cannot be determined" (with the bracket when
+    some components are known) and gets no points; a pullback that cannot be scored gets one
+    row saying so, never a 0.
+    """
     ax.axis("off")
+    pullback = score_pullback(analysis, scores)
     rows: list[list[str]] = []
-    for i, (lesion, score) in enumerate(zip(analysis.lesions, scores, strict=True), start=1):
+    for i, (lesion, score) in enumerate(zip(analysis.lesions, pullback.segments, strict=True),
+                                        start=1):
         seg = f"{i}: frames {lesion.start_frame}-{lesion.end_frame}"
         for c in score.components:
             rows.append([seg, c.label, _fmt_value(c), c.threshold,
                          "-" if c.points is None else str(c.points)])
             seg = ""
-        total = (str(score.total) if score.total is not None
-                 else f"{score.minimum_total}-{score.maximum_total}")
         arc = f"max. arc {score.max_superficial_calcium_arc_deg:.0f}°"
-        rows.append(["", "IVUS calcium score", arc, "≥ 2: modify Ca", total])
+        if score.total is not None:
+            rows.append(["", "IVUS calcium score", arc, "≥ 2: modify Ca", str(score.total)])
+        else:
+            bracket = (f"{score.minimum_total}-{score.maximum_total}" if score.determinable
+                       else "-")
+            rows.append(["", "IVUS calcium score", CANNOT_BE_DETERMINED, arc, bracket])
     if not rows:
-        rows = [["-", "No calcified segment", "-", "-", "0"]]
+        rows = ([["-", "No calcified segment", "-", "-", "0"]] if pullback.assessable else
+                [["whole pullback", "IVUS calcium score", CANNOT_BE_DETERMINED,
+                  "pullback not assessable", "-"]])
     if len(rows) > 16:   # keep one page: summarise the remaining segments
         rows = [*rows[:15], ["...", f"{len(analysis.lesions)} segments in total; see the SR",
                              "", "", ""]]
@@ -88,6 +103,8 @@ def draw_score_table(ax: Axes, analysis: PullbackAnalysis,
             cell.set_facecolor("#e6e6e6")
         elif rows[r - 1][1] == "IVUS calcium score":
             cell.set_text_props(weight="bold")
+            if rows[r - 1][2].startswith(CANNOT_BE_DETERMINED):
+                cell.set_text_props(color="#a00000")
 
 
 def draw_profiles(ax_arc: Axes, ax_area: Axes, analysis: PullbackAnalysis) -> None:
@@ -114,6 +131,14 @@ def draw_profiles(ax_arc: Axes, ax_area: Axes, analysis: PullbackAnalysis) -> No
                         color="#5b2a91", bbox={"fc": "white", "ec": "none", "pad": 0.5})
         m = (lesion.max_calcium_frame - 1.0) * spacing if spacing else lesion.max_calcium_frame
         ax_arc.axvline(m, color="#444444", lw=0.6, ls=":")
+    first = True
+    for group in not_assessable_groups(analysis.frames):
+        for a, b in group.ranges:
+            lo, hi = ((a - 1.5) * spacing, (b - 0.5) * spacing) if spacing else (a - .5, b + .5)
+            for ax in (ax_arc, ax_area):
+                ax.axvspan(lo, hi, color=NOT_ASSESSABLE, alpha=0.3, lw=0,
+                           label="not assessable" if first and ax is ax_arc else None)
+            first = False
     ax_arc.set_ylim(0, 410)
     ax_arc.set_yticks([0, 90, 180, 270, 360])
     ax_arc.set_ylabel("Calcium arc (°)", fontsize=8)
@@ -152,6 +177,10 @@ def draw_key_frame(ax: Axes, pixels: np.ndarray | None, frame: FrameMeasurement 
                 transform=ax.transAxes, fontsize=9)
         return
     ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    if not frame.assessable:
+        ax.set_title(f"{title}; frame {frame.frame} not assessable: "
+                     f"{frame.reason or 'no reason given'}", fontsize=7.5)
+        return
     if frame.lumen_contour is not None:
         p = closed(frame.lumen_contour)
         ax.plot(p[:, 0], p[:, 1], color=LUMEN, lw=1.0, label="lumen")

@@ -14,13 +14,17 @@ Content tree (PS3.16 TID 1500, built by :class:`highdicom.sr.MeasurementReport`)
   length (DCM 122341 with a method), mean EEM diameter (DCM 122330), EEM area (DCM 122333) and
   lumen area (SCT 397415007) at the maximum calcium site, the IVUS calcium score and its
   components (private scheme ``99SRSVC``), circumferential calcium, calcified nodule,
-  recommendation, derivation-population and completeness flags.
+  recommendation, derivation-population and completeness flags. A value that cannot be
+  determined (score, component, recommendation) is a CODE item with SCT 373068000
+  "Undetermined" (CID 230 "Yes-No"), never a number.
 - Per segment TID 1410 planar ROI groups on the maximum calcium frame (one referenced frame
   number each): lumen and EEM contours and one group per calcium arc piece, all closed or open
   POLYLINEs (SCOORD, PS3.3 C.18.6) so viewers such as OHIF can draw them.
 - A "Qualitative Evaluations" container (UMLS C0034375, TID 1500 row 9) with TEXT items: the
-  decision-support disclaimer, recommendation sentences, "outside derivation population"
-  statements and everything that could not be measured.
+  decision-support disclaimer, "IVUS calcium score cannot be determined: <reason>" for a
+  pullback that cannot be scored, recommendation sentences, "outside derivation population"
+  statements, the not-assessable frames grouped by reason and everything that could not be
+  measured.
 
 Verification Flag UNVERIFIED, Completion Flag COMPLETE; patient and study are copied from the
 source by highdicom; Series / SOP Instance / tracking UIDs come from
@@ -47,9 +51,16 @@ from pydicom.sr.coding import Code
 from srservice import ALGORITHM_NAME, ALGORITHM_VERSION
 from srservice.analysis.types import FrameMeasurement, LesionFeatures, PullbackAnalysis
 from srservice.reporting import codes as c
+from srservice.reporting.assessability import not_assessable_lines
 from srservice.reporting.overlay import arc_polylines, closed
 from srservice.reporting.uids import derived_uid, output_version
-from srservice.scoring import CITATION_IVUS, DISCLAIMER, IvusCalciumScore, highest_total
+from srservice.scoring import (
+    CITATION_IVUS,
+    DISCLAIMER,
+    IvusCalciumScore,
+    PullbackScore,
+    score_pullback,
+)
 
 SR_SERIES_NUMBER = 990
 SR_DECIMALS = 3
@@ -174,26 +185,32 @@ def _lesion_group(src: Source, index: int, lesion: LesionFeatures, score: IvusCa
     m.append(_measurement(c.EEM_INTERPOLATED_FRACTION,
                           100.0 * lesion.eem_interpolated_fraction_at_max_calcium, c.PERCENT,
                           refs=at_max))
+    q: list[hd.sr.QualitativeEvaluation] = []
     if score.total is not None:
         m.append(_measurement(c.IVUS_CALCIUM_SCORE, score.total, c.POINTS))
     else:
-        m.append(_measurement(c.IVUS_CALCIUM_SCORE_MINIMUM, score.minimum_total, c.POINTS))
-        m.append(_measurement(c.IVUS_CALCIUM_SCORE_MAXIMUM, score.maximum_total, c.POINTS))
-    q: list[hd.sr.QualitativeEvaluation] = []
+        q.append(hd.sr.QualitativeEvaluation(c.IVUS_CALCIUM_SCORE, c.UNDETERMINED))
+        if score.determinable:  # some components known: the bracket says something
+            m.append(_measurement(c.IVUS_CALCIUM_SCORE_MINIMUM, score.minimum_total, c.POINTS))
+            m.append(_measurement(c.IVUS_CALCIUM_SCORE_MAXIMUM, score.maximum_total, c.POINTS))
     for comp in score.components:
         if comp.points is not None:
             m.append(_measurement(c.COMPONENT_CODES[comp.name], comp.points, c.POINTS))
         else:
-            q.append(hd.sr.QualitativeEvaluation(c.COMPONENT_CODES[comp.name], c.NOT_ASSESSABLE))
+            q.append(hd.sr.QualitativeEvaluation(c.COMPONENT_CODES[comp.name], c.UNDETERMINED))
+    circumferential = score.component("circumferential_calcium")
+    nodule = score.component("calcified_nodule")
     q += [
-        hd.sr.QualitativeEvaluation(c.CIRCUMFERENTIAL_CALCIUM,
-                                    c.yes_no(bool(score.component("circumferential_calcium")
-                                                  .value))),
-        hd.sr.QualitativeEvaluation(c.CALCIFIED_NODULE, c.yes_no(lesion.calcified_nodule)),
+        hd.sr.QualitativeEvaluation(
+            c.CIRCUMFERENTIAL_CALCIUM,
+            c.yes_no(bool(circumferential.value)) if circumferential.assessable
+            else c.UNDETERMINED),
+        hd.sr.QualitativeEvaluation(
+            c.CALCIFIED_NODULE,
+            c.yes_no(lesion.calcified_nodule) if nodule.assessable else c.UNDETERMINED),
         hd.sr.QualitativeEvaluation(
             c.CALCIUM_MODIFICATION_RECOMMENDED,
-            c.NOT_ASSESSABLE if score.calcium_modification_recommended is None
-            else c.yes_no(score.calcium_modification_recommended)),
+            _yes_no_undetermined(score.calcium_modification_recommended)),
         hd.sr.QualitativeEvaluation(c.OUTSIDE_DERIVATION_POPULATION,
                                     c.yes_no(score.outside_derivation_population)),
         hd.sr.QualitativeEvaluation(c.SCORE_COMPLETE, c.yes_no(score.total is not None)),
@@ -248,21 +265,28 @@ def _roi_groups(src: Source, index: int, frame: FrameMeasurement,
     return groups
 
 
-def _summary_group(src: Source, scores: Sequence[IvusCalciumScore],
+def _yes_no_undetermined(flag: bool | None) -> Code:
+    """SCT Yes / No, or SCT Undetermined for None (all three in CID 230)."""
+    return c.UNDETERMINED if flag is None else c.yes_no(flag)
+
+
+def _summary_group(src: Source, pullback: PullbackScore,
                    algo: hd.sr.AlgorithmIdentification,
                    ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    """Pullback-level group: the highest segment score (0 when nothing is calcified)."""
-    best = highest_total(scores)
-    m = [] if best is None else [_measurement(c.IVUS_CALCIUM_SCORE, best, c.POINTS)]
-    decided = [s.calcium_modification_recommended for s in scores]
-    if any(d is True for d in decided):
-        rec: Code = c.YES
-    elif all(d is False for d in decided):
-        rec = c.NO
-    else:
-        rec = c.NOT_ASSESSABLE
-    q = [hd.sr.QualitativeEvaluation(c.CALCIUM_MODIFICATION_RECOMMENDED, rec),
-         hd.sr.QualitativeEvaluation(c.SCORE_COMPLETE, c.yes_no(best is not None))]
+    """Pullback-level group: the highest segment score (0 when nothing is calcified).
+
+    A score that cannot be determined is no NUM item but a CODE item "IVUS calcium score" =
+    SCT "Undetermined"; the reason is a TEXT item of the Qualitative Evaluations container.
+    """
+    m = ([] if pullback.total is None
+         else [_measurement(c.IVUS_CALCIUM_SCORE, pullback.total, c.POINTS)])
+    q = []
+    if pullback.total is None:
+        q.append(hd.sr.QualitativeEvaluation(c.IVUS_CALCIUM_SCORE, c.UNDETERMINED))
+    q += [hd.sr.QualitativeEvaluation(
+              c.CALCIUM_MODIFICATION_RECOMMENDED,
+              _yes_no_undetermined(pullback.calcium_modification_recommended)),
+          hd.sr.QualitativeEvaluation(c.SCORE_COMPLETE, c.yes_no(pullback.total is not None))]
     tracking = hd.sr.TrackingIdentifier(uid=src.uid("pullback"),
                                         identifier="Whole pullback (highest segment score)")
     return hd.sr.MeasurementsAndQualitativeEvaluations(
@@ -273,15 +297,26 @@ def _summary_group(src: Source, scores: Sequence[IvusCalciumScore],
 
 
 def statements(analysis: PullbackAnalysis, scores: Sequence[IvusCalciumScore]) -> list[str]:
-    """All sentences the reports carry: disclaimer, recommendations, caveats, missing values."""
+    """All sentences the reports carry: disclaimer, recommendations, caveats, missing values.
+
+    A pullback that cannot be scored says "IVUS calcium score cannot be determined: <reason>"
+    right after the disclaimer, never "score 0". Not-assessable frames are listed as runs
+    grouped by reason (:func:`srservice.reporting.assessability.not_assessable_lines`).
+    """
+    pullback = score_pullback(analysis, scores)
     out = [DISCLAIMER]
-    if not analysis.lesions:
+    if not pullback.assessable:
+        out.append(f"{pullback.result}. No score is given and no recommendation on calcium "
+                   "modification is made.")
+    elif not analysis.lesions:
         out.append("No calcified segment found: IVUS calcium score 0; the score does not call "
                    "for calcium modification.")
-    for i, (lesion, score) in enumerate(zip(analysis.lesions, scores, strict=True), start=1):
+    for i, (lesion, score) in enumerate(zip(analysis.lesions, pullback.segments, strict=True),
+                                        start=1):
         prefix = f"Segment {i} (frames {lesion.start_frame}-{lesion.end_frame}): "
         out.append(prefix + score.recommendation)
         out += [prefix + s for s in score.statements]
+    out += not_assessable_lines(analysis.frames)
     out += [f"Not measured: {reason}" for reason in analysis.not_assessable]
     out.append(f"Method: IVUS calcium score of {CITATION_IVUS}; choices where the paper is "
                "silent are documented in docs/scoring.md.")
@@ -322,15 +357,17 @@ def build_sr(header: Dataset, analysis: PullbackAnalysis, scores: Sequence[IvusC
     # Parameters once (pullback group); the other groups name the algorithm and version only.
     algo_full = algorithm_identification(parameters)
     algo = algorithm_identification(None)
+    pullback = score_pullback(analysis, scores)
     by_frame = {f.frame: f for f in analysis.frames}
     groups: list[hd.sr.MeasurementsAndQualitativeEvaluations
                  | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations] = []
-    for i, (lesion, score) in enumerate(zip(analysis.lesions, scores, strict=True), start=1):
+    for i, (lesion, score) in enumerate(zip(analysis.lesions, pullback.segments, strict=True),
+                                        start=1):
         frame = by_frame.get(lesion.max_calcium_frame)
         groups.append(_lesion_group(src, i, lesion, score, frame, algo))
         if frame is not None and frame.assessable:
             groups.extend(_roi_groups(src, i, frame, analysis.pixel_spacing_mm, algo))
-    groups.insert(0, _summary_group(src, scores, algo_full))
+    groups.insert(0, _summary_group(src, pullback, algo_full))
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(

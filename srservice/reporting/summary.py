@@ -18,6 +18,15 @@ Fixed schema (other tools read these keys; more keys are extra and may be added)
 The top-level score is the highest lesion score (0 without a calcified lesion; null only when
 a lesion whose score is incomplete could exceed the highest known score, see
 :func:`srservice.scoring.highest_total`).
+
+A pullback that cannot be scored as a whole (:func:`srservice.scoring.pullback_reason`) has
+``"assessable": false``, its ``"reason"``, ``"ivus_calcium_score": null``,
+``"calcium_modification_recommended": null`` and every component of every lesion not
+assessable with that reason; ``"result"`` says "IVUS calcium score cannot be determined:
+<reason>". Extra frame keys: ``"assessable"``, ``"reason"`` (empty when assessable),
+``"flags"`` (cautions on an assessable frame), ``"nodule_protrusion_mm"``; extra top-level
+``"not_assessable_frames"``: ``[{"reason": str, "frames": [[first, last], ...],
+"frame_count": int}]`` in the order each reason first occurs.
 """
 
 from __future__ import annotations
@@ -28,14 +37,13 @@ from typing import Any
 from srservice import ALGORITHM_NAME, ALGORITHM_VERSION
 from srservice.analysis.types import FrameMeasurement, LesionFeatures, PullbackAnalysis
 from srservice.dicomio import LoadedPullback
+from srservice.reporting.assessability import not_assessable_groups
 from srservice.reporting.uids import derived_uid, output_version
 from srservice.scoring import (
     DISCLAIMER,
     IvusCalciumScore,
     ScoreComponent,
-    highest_total,
-    overall_recommendation,
-    score_lesions,
+    score_pullback,
 )
 
 FIXED_FRAME_KEYS = ("frame", "lumen_area_mm2", "eem_area_mm2", "eem_mean_diameter_mm",
@@ -61,6 +69,9 @@ def _frame(f: FrameMeasurement) -> dict[str, Any]:
         "superficial_calcium_arc_deg": float(f.superficial_calcium_arc_deg),
         "calcified_nodule": bool(f.calcified_nodule),
         "assessable": bool(f.assessable),
+        "reason": "" if f.assessable else f.reason,
+        "flags": list(f.flags),
+        "nodule_protrusion_mm": _num(f.nodule_protrusion_mm),
         "eem_interpolated_fraction": _num(f.eem_interpolated_fraction),
     }
 
@@ -94,6 +105,7 @@ def _lesion(lesion: LesionFeatures, score: IvusCalciumScore) -> dict[str, Any]:
         "lumen_area_at_max_calcium_mm2": _num(lesion.lumen_area_at_max_calcium_mm2),
         "eem_interpolated_fraction_at_max_calcium":
             _num(lesion.eem_interpolated_fraction_at_max_calcium),
+        "ivus_calcium_score_text": score.total_text,
         "ivus_calcium_score_minimum": score.minimum_total,
         "ivus_calcium_score_maximum": score.maximum_total,
         "outside_derivation_population": score.outside_derivation_population,
@@ -115,7 +127,8 @@ def build_summary(sop_instance_uid: str, analysis: PullbackAnalysis,
     analysis : PullbackAnalysis
         The analysis.
     scores : sequence of IvusCalciumScore, optional
-        Precomputed lesion scores (default: computed here).
+        Precomputed lesion scores (default: computed here; ignored when the pullback cannot
+        be scored, :func:`srservice.scoring.score_pullback`).
     revision : str, optional
         Revision of a superseding report: the output UIDs listed are derived with it (as in
         :func:`srservice.reporting.outputs.produce_outputs`) and ``"revision"`` is added.
@@ -123,7 +136,7 @@ def build_summary(sop_instance_uid: str, analysis: PullbackAnalysis,
         For a single-frame series, the instance of every frame in frame order (added as
         ``"source_sop_instance_uids"``).
     """
-    scores = list(scores) if scores is not None else score_lesions(analysis.lesions)
+    pullback = score_pullback(analysis, scores)
     version = output_version(revision)
     doc: dict[str, Any] = {
         "sop_instance_uid": sop_instance_uid,
@@ -131,10 +144,19 @@ def build_summary(sop_instance_uid: str, analysis: PullbackAnalysis,
         "frame_spacing_mm": _num(analysis.frame_spacing_mm),
         "pixel_spacing_mm": _num(analysis.pixel_spacing_mm),
         "frames": [_frame(f) for f in analysis.frames],
-        "lesions": [_lesion(x, s) for x, s in zip(analysis.lesions, scores, strict=True)],
-        "ivus_calcium_score": highest_total(scores),
+        "lesions": [_lesion(x, s) for x, s in zip(analysis.lesions, pullback.segments,
+                                                   strict=True)],
+        "ivus_calcium_score": pullback.total,
         # extra keys
-        "calcium_modification_recommended": overall_recommendation(scores),
+        "assessable": pullback.assessable,
+        "reason": pullback.reason,
+        "result": pullback.result,
+        "calcium_modification_recommended": pullback.calcium_modification_recommended,
+        "assessable_frame_count": analysis.assessable_frame_count,
+        "not_assessable_frames": [
+            {"reason": g.reason, "frames": [list(r) for r in g.ranges],
+             "frame_count": g.frame_count}
+            for g in not_assessable_groups(analysis.frames)],
         "not_assessable": list(analysis.not_assessable),
         "algorithm": {"name": ALGORITHM_NAME, "version": ALGORITHM_VERSION},
         "sr_sop_instance_uid": derived_uid(sop_instance_uid, "sr-instance", version),

@@ -195,8 +195,8 @@ def test_not_assessable_sr_says_what_is_missing(outputs: dict[str, Any]) -> None
     sr = hd.sr.srread(sr_path)
     seg = sr.content.get_image_measurement_groups()[1]
     q = {e.name.value: e.value for e in seg.get_qualitative_evaluations()}
-    assert q[c.COMPONENT_CODES["small_vessel"].value] == c.NOT_ASSESSABLE
-    assert q[c.COMPONENT_CODES["long_superficial_calcium"].value] == c.NOT_ASSESSABLE
+    assert q[c.COMPONENT_CODES["small_vessel"].value] == c.UNDETERMINED
+    assert q[c.COMPONENT_CODES["long_superficial_calcium"].value] == c.UNDETERMINED
     assert q[c.SCORE_COMPLETE.value] == c.NO
     names = {m.name.value for m in seg.get_measurements()}
     assert c.EEM_DIAMETER.value not in names and c.IVUS_CALCIUM_SCORE.value not in names

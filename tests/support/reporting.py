@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -204,3 +205,43 @@ def write_source(path: str) -> str:
     ds = source_dataset()
     pydicom.dcmwrite(path, ds, enforce_file_format=True)
     return path
+
+
+GUIDE = "transducer inside the guide catheter"
+NOISE = "no usable ultrasound signal (no speckle structure: noise)"
+TOO_BIG = "EEM mean diameter 11.3 mm outside the coronary range 1.5-7 mm"
+PULLBACK_REASON = "only 3 assessable frame(s) of 40 (at least 10 needed)"
+FLAG = "EEM interpolated behind calcium over 140 degrees"
+
+
+def unassessable_frame(i: int, reason: str) -> FrameMeasurement:
+    """A frame the analysis could not measure, with its reason (as the analysis gives it)."""
+    empty = np.zeros(ANGLE_BINS, dtype=bool)
+    return FrameMeasurement(
+        frame=i, assessable=False, center=(ROWS / 2, ROWS / 2), lumen_contour=None,
+        eem_contour=None, lumen_area_mm2=None, eem_area_mm2=None, eem_mean_diameter_mm=None,
+        eem_interpolated_fraction=0.0, calcium_mask=empty, superficial_calcium_mask=empty.copy(),
+        calcium_arc_deg=0.0, superficial_calcium_arc_deg=0.0, calcified_nodule=False,
+        reason=reason)
+
+
+def not_assessable_analysis(*, lesion: bool = False) -> PullbackAnalysis:
+    """A 40-frame pullback the analysis cannot score (``PullbackAnalysis.reason`` set).
+
+    Frames 1-12: guide catheter; 13-15 assessable (flagged, with nodule evidence);
+    16-29 and 31-40: noise; 30: implausible EEM. With ``lesion``, the 'score2' lesion is kept
+    (its measured components would give 2 points) to show that none is reported.
+    """
+    frames: list[FrameMeasurement] = []
+    for i in range(1, FRAMES + 1):
+        if i <= 12:
+            frames.append(unassessable_frame(i, GUIDE))
+        elif i <= 15:
+            m = frame_measurement(i, 40.0, 20.0)
+            frames.append(replace(m, flags=(FLAG,), nodule_protrusion_mm=0.05))
+        else:
+            frames.append(unassessable_frame(i, TOO_BIG if i == 30 else NOISE))
+    lesions = analysis("score2").lesions if lesion else ()
+    return PullbackAnalysis(frame_count=FRAMES, pixel_spacing_mm=PIXEL_MM,
+                            frame_spacing_mm=FRAME_MM, frames=tuple(frames), lesions=lesions,
+                            not_assessable=(), reason=PULLBACK_REASON)
