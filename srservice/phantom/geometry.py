@@ -7,9 +7,9 @@ side branches, sampled on :data:`NPHI` angles. The lumen centre moves relative t
 (heart motion); the catheter is at the image centre. Lumen shapes use even harmonics only, so
 the lumen centroid equals the lumen centre except where a nodule bulges into the lumen.
 
-Superficial calcium follows the IVUS consensus convention of docs/calcium-scores.md: the leading
-edge lies in the inner half of the plaque + media thickness along the ray (fraction < 0.5);
-deep calcium in the outer half.
+Superficial calcium follows the IVUS consensus convention of docs/scoring.md: the leading edge
+lies in the inner half of the plaque + media thickness along the ray (fraction < 0.5); deep
+calcium in the outer half.
 """
 
 from __future__ import annotations

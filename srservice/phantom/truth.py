@@ -1,6 +1,6 @@
 """Ground truth of a synthetic pullback, computed from the anatomy with the documented rules.
 
-Rules (docs/calcium-scores.md, Zhang et al. Circ Cardiovasc Interv 2021;14:e010296):
+Rules (docs/scoring.md, Zhang et al. Circ Cardiovasc Interv 2021;14:e010296):
 
 - Arcs and angular masks are measured about the LUMEN CENTROID (types.py convention), on
   :data:`~srservice.analysis.types.ANGLE_BINS` bins; separate pieces add up.

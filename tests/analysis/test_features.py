@@ -1,4 +1,4 @@
-"""Table-driven tests of the lesion feature rules (docs/calcium-scores.md)."""
+"""Table-driven tests of the lesion feature rules (docs/scoring.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests of each analysis step on small synthetic frames (tests/analysis_synth.py)."""
+"""Unit tests of each analysis step on small synthetic frames (tests/support)."""
 
 from __future__ import annotations
 
