@@ -10,6 +10,8 @@ import datetime as dt
 import json
 import re
 import subprocess
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import highdicom as hd
 import pydicom
 import pytest
 
+from srservice.analysis.types import PullbackAnalysis
 from srservice.cli.analyze import _human
 from srservice.reporting import codes as c
 from srservice.reporting.assessability import not_assessable_groups, not_assessable_lines
@@ -41,10 +44,10 @@ CANNOT = f"IVUS calcium score cannot be determined: {PULLBACK_REASON}"
 #: Wordings that must never appear for a pullback that cannot be scored.
 FORBIDDEN = (re.compile(r"score 0\b"), re.compile(r"does not call for calcium modification"),
              re.compile(r"No calcified segment found"), re.compile(r"not predicted"))
-VARIANTS = {
-    "pullback": lambda: not_assessable_analysis(),
-    "pullback-lesion": lambda: not_assessable_analysis(lesion=True),
-    "segment": lambda: analysis("score2", spacing=False),
+VARIANTS: dict[str, Callable[[], PullbackAnalysis]] = {
+    "pullback": not_assessable_analysis,
+    "pullback-lesion": partial(not_assessable_analysis, lesion=True),
+    "segment": partial(analysis, "score2", spacing=False),
 }
 
 
@@ -78,7 +81,7 @@ def assert_never_scored(text: str) -> None:
 
 
 def test_scoring_gives_no_component_and_no_total() -> None:
-    for make in (lambda: not_assessable_analysis(), lambda: not_assessable_analysis(lesion=True)):
+    for make in (VARIANTS["pullback"], VARIANTS["pullback-lesion"]):
         p = score_pullback(make())
         assert not p.assessable and p.reason == PULLBACK_REASON
         assert p.total is None and p.calcium_modification_recommended is None
