@@ -57,6 +57,41 @@ class Destination(BaseModel):
         return f"{self.ae_title}@{self.host}:{self.port}{'+tls' if self.tls else ''}"
 
 
+class Source(Destination):
+    """A PACS the backfill queries and retrieves from (``srservice backfill --source AE``).
+
+    Written like a destination, ``AE@host:port[+tls]``, with optional flags appended:
+
+    ``+series``
+        The PACS does not match on Modalities In Study (0008,0061) at STUDY level: find IVUS
+        studies by a SERIES-level query on Modality (PS3.4 C.6.2.1) instead.
+    ``+get``
+        Retrieve by C-GET on the backfill's own association (PS3.4 C.4.3) instead of C-MOVE to
+        our AE title (PS3.4 C.4.2), for a PACS that cannot open associations to us.
+    """
+
+    series_level: bool = False
+    use_get: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Source:
+        """Parse ``AE@host:port[+tls][+series][+get]``."""
+        base, *flags = text.strip().split("+")
+        unknown = [f for f in flags if f not in {"tls", "series", "get"}]
+        if unknown or len(set(flags)) != len(flags):
+            raise ValueError(f"source {text!r}: flags after the port are +tls, +series, +get")
+        dest = Destination.parse(base + ("+tls" if "tls" in flags else ""))
+        return cls(**dest.model_dump(), series_level="series" in flags, use_get="get" in flags)
+
+    def __str__(self) -> str:
+        flags = "".join(f"+{f}" for f, on in (("tls", self.tls), ("series", self.series_level),
+                                               ("get", self.use_get)) if on)
+        return f"{self.ae_title}@{self.host}:{self.port}{flags}"
+
+
+_WINDOW_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
 class CallingPeer(BaseModel):
     """An allowed calling AE title, optionally bound to a host address (``AE`` or ``AE@host``)."""
 
@@ -147,6 +182,22 @@ class Settings(BaseSettings):
                                              "is dead and visible in 'srservice jobs'.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # --- backfill (srservice backfill) ------------------------------------------------
+    backfill_sources: Annotated[list[Source], NoDecode] = Field(
+        default_factory=list, description="PACS to backfill from, AE@host:port[+tls][+series]"
+        "[+get], comma separated; 'srservice backfill --source AE' picks one by AE title.")
+    backfill_max_in_flight: int = Field(2, ge=1, le=100, description="Studies retrieved and "
+                                        "not yet scored at any time.")
+    backfill_max_studies_per_minute: float = Field(6.0, gt=0, description="Retrieves started "
+                                                   "per minute, at most.")
+    backfill_window: str | None = Field(None, description="Local time window for starting "
+                                        "retrieves, HH:MM-HH:MM (may wrap midnight); empty: "
+                                        "any time.")
+    backfill_study_timeout_seconds: float = Field(3600.0, gt=0, description="A retrieved study "
+                                                  "not scored within this time fails.")
+    backfill_follow_interval_seconds: float = Field(300.0, gt=0, description="With --follow: "
+                                                    "seconds between two queries of the PACS.")
+
     @field_validator("ae_title")
     @classmethod
     def _ae(cls, v: str) -> str:
@@ -163,6 +214,22 @@ class Settings(BaseSettings):
     def _dests(cls, v: Any) -> Any:
         v = _split_list(v)
         return [Destination.parse(x) if isinstance(x, str) else x for x in v]
+
+    @field_validator("backfill_sources", mode="before")
+    @classmethod
+    def _sources(cls, v: Any) -> Any:
+        v = _split_list(v)
+        return [Source.parse(x) if isinstance(x, str) else x for x in v]
+
+    @field_validator("backfill_window")
+    @classmethod
+    def _window(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        if not _WINDOW_RE.match(v):
+            raise ValueError(f"{v!r} is not a time window HH:MM-HH:MM")
+        return v
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

@@ -20,7 +20,7 @@ from srservice.errors import SrServiceError, reason_for
 
 #: Modules that register sub-commands, in the order they appear in ``--help``.
 COMMAND_MODULES = ("srservice.cli.analyze", "srservice.cli.service", "srservice.cli.operate",
-                   "srservice.cli.demo")
+                   "srservice.cli.backfill", "srservice.cli.demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

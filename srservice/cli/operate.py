@@ -43,6 +43,11 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps([j.as_dict() for j in jobs], indent=2))
         return 0
+    if args.backfill:
+        from srservice.backfill.progress import progress_text
+
+        for run in store.list_backfills():
+            print(progress_text(run) + f" (updated {run.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
     print(f"{'JOB':>6} {'STATE':<10} {'KIND':<8} {'TRY':>3} {'SCORE':>5} {'DELIVERY':<14} "
           f"{'UPDATED (UTC)':<19} REASON")
     for j in jobs:
@@ -90,6 +95,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--state", choices=[s.value for s in JobState])
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--limit", type=positive_int, default=200)
+    p.add_argument("--no-backfill", dest="backfill", action="store_false",
+                   help="do not show the progress of backfill runs above the table")
     p.set_defaults(func=cmd_jobs)
 
     p = sub.add_parser("retry", help="re-queue a failed or dead job",

@@ -43,12 +43,17 @@ LOGGER = logging.getLogger(__name__)
 
 def trigger_for(stored: StoredInstance) -> Trigger:
     """Return what a stored instance starts (the rules of the module docstring)."""
-    if stored.modality.strip().upper() != "IVUS":
+    return trigger_of(stored.modality, stored.sop_class_uid, stored.number_of_frames)
+
+
+def trigger_of(modality: str, sop_class_uid: str, number_of_frames: int) -> Trigger:
+    """Return what an instance with these attributes starts (the backfill asks the same)."""
+    if modality.strip().upper() != "IVUS":
         return Trigger.NONE
-    if stored.sop_class_uid in sopclasses.MULTI_FRAME_IVUS or (
-            stored.sop_class_uid in sopclasses.SINGLE_FRAME_IVUS and stored.number_of_frames > 1):
+    if sop_class_uid in sopclasses.MULTI_FRAME_IVUS or (
+            sop_class_uid in sopclasses.SINGLE_FRAME_IVUS and number_of_frames > 1):
         return Trigger.JOB
-    if stored.sop_class_uid in sopclasses.SINGLE_FRAME_IVUS:
+    if sop_class_uid in sopclasses.SINGLE_FRAME_IVUS:
         return Trigger.SERIES
     return Trigger.NONE
 

@@ -193,3 +193,76 @@ class Delivery(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     deadline: Mapped[datetime] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BackfillState(enum.StrEnum):
+    """States of one study of a backfill run (``srservice backfill``)."""
+
+    FOUND = "found"
+    """Found by the PACS query; its series and instances not examined yet."""
+    TO_RETRIEVE = "to-retrieve"
+    """Has IVUS pullbacks not scored with the current algorithm version; waits for a slot."""
+    RETRIEVING = "retrieving"
+    """A C-MOVE or C-GET of its IVUS series is under way."""
+    SCORING = "scoring"
+    """Retrieved (or already in the pipeline); waiting for its jobs to be reported."""
+    SCORED = "scored"
+    """Every pullback of the study was reported by this run."""
+    ALREADY_SCORED = "already-scored"
+    """The job store holds a report of every pullback with the current algorithm version."""
+    SR_IN_PACS = "sr-in-pacs"
+    """The PACS already holds our SR for every pullback (Series Instance UID derived from
+    the source instance and the algorithm version)."""
+    NOTHING_TO_SCORE = "nothing-to-score"
+    """No instance the service analyses (e.g. IVOCT only); ``reason`` says what was found."""
+    FAILED = "failed"
+    """Retrieve refused or timed out, a job failed, or not scored in time; ``reason``."""
+
+
+#: Backfill study states that are settled.
+BACKFILL_DONE = frozenset({BackfillState.SCORED, BackfillState.ALREADY_SCORED,
+                           BackfillState.SR_IN_PACS, BackfillState.NOTHING_TO_SCORE,
+                           BackfillState.FAILED})
+#: Backfill study states that count against the in-flight limit.
+BACKFILL_IN_FLIGHT = frozenset({BackfillState.RETRIEVING, BackfillState.SCORING})
+
+
+class BackfillRun(Base):
+    """One run of ``srservice backfill`` against one source PACS (resumable)."""
+
+    __tablename__ = "backfill_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(255), index=True)
+    since: Mapped[str | None] = mapped_column(String(8))
+    until: Mapped[str | None] = mapped_column(String(8))
+    max_studies: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    """``running`` (or interrupted: its owner is gone) or ``finished``."""
+    owner: Mapped[str | None] = mapped_column(String(255))
+    query_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    eta_seconds: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class BackfillStudy(Base):
+    """One study found by a backfill run, and how far it got."""
+
+    __tablename__ = "backfill_studies"
+    __table_args__ = (UniqueConstraint("run_id", "study_instance_uid", name="uq_backfill_study"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("backfill_runs.id"), index=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(64))
+    study_date: Mapped[str | None] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16), index=True, default=BackfillState.FOUND)
+    reason: Mapped[str | None] = mapped_column(Text)
+    plan_json: Mapped[str | None] = mapped_column(Text)
+    """The pullbacks to score and the series to retrieve (JSON, UIDs only)."""
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    retrieved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

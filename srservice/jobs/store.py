@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from srservice import ALGORITHM_VERSION
+from srservice.jobs.backfills import BackfillMixin
 from srservice.jobs.db import make_engine, transaction
 from srservice.jobs.deliveries import DeliveryMixin
 from srservice.jobs.models import (
@@ -96,7 +97,7 @@ def owner_alive(owner: str | None) -> bool:
     return True
 
 
-class JobStore(DeliveryMixin):
+class JobStore(DeliveryMixin, BackfillMixin):
     """The job store on one database URL (see :mod:`srservice.jobs.db`).
 
     Parameters

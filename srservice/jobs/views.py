@@ -7,7 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from srservice.jobs.models import Delivery, DeliveryState, Instance, Job, JobKind, JobState
+from srservice.jobs.models import (
+    BackfillRun,
+    BackfillState,
+    BackfillStudy,
+    Delivery,
+    DeliveryState,
+    Instance,
+    Job,
+    JobKind,
+    JobState,
+)
 
 
 @dataclass(frozen=True)
@@ -162,3 +172,63 @@ class SweepResult:
 
     jobs: tuple[int, ...]
     deliveries: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class BackfillStudyView:
+    """One study of a backfill run."""
+
+    id: int
+    run_id: int
+    study_instance_uid: str
+    study_date: str | None
+    state: BackfillState
+    reason: str | None
+    plan: dict[str, Any] | None
+    started_at: datetime | None
+    retrieved_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, row: BackfillStudy) -> BackfillStudyView:
+        """Snapshot an ORM row."""
+        return cls(row.id, row.run_id, row.study_instance_uid, row.study_date,
+                   BackfillState(row.state), row.reason,
+                   json.loads(row.plan_json) if row.plan_json else None, row.started_at,
+                   row.retrieved_at, row.finished_at)
+
+
+@dataclass(frozen=True)
+class BackfillRunView:
+    """One backfill run with the number of its studies in each state."""
+
+    id: int
+    source: str
+    since: str | None
+    until: str | None
+    max_studies: int | None
+    state: str
+    owner: str | None
+    query_done: bool
+    started_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    eta_seconds: int | None
+    note: str | None
+    counts: dict[str, int]
+
+    @classmethod
+    def of(cls, row: BackfillRun, counts: dict[str, int]) -> BackfillRunView:
+        """Snapshot an ORM row with its study counts."""
+        return cls(row.id, row.source, row.since, row.until, row.max_studies, row.state,
+                   row.owner, row.query_done, row.started_at, row.updated_at, row.finished_at,
+                   row.eta_seconds, row.note, dict(counts))
+
+    @property
+    def found(self) -> int:
+        """Studies found by the query."""
+        return sum(self.counts.values())
+
+    def count(self, *states: BackfillState) -> int:
+        """Studies in any of ``states``."""
+        return sum(self.counts.get(str(s), 0) for s in states)

@@ -33,7 +33,7 @@ class OrthancServer:
 
     aet = "ORTHANC"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, **extra: Any) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.dicom_port = free_port()
@@ -59,6 +59,7 @@ class OrthancServer:
             "StableAge": 1,
             "DicomScpTimeout": 30,
         }
+        config.update(extra)  # e.g. DicomModalities for C-MOVE destinations
         self.config_path.write_text(json.dumps(config, indent=2))
 
     @property
@@ -111,6 +112,13 @@ class OrthancServer:
         with urllib.request.urlopen(self.url + path, timeout=30) as resp:
             data: bytes = resp.read()
             return data
+
+    def upload(self, data: bytes) -> str:
+        """POST a DICOM file to ``/instances``; return Orthanc's instance id."""
+        request = urllib.request.Request(self.url + "/instances", data=data, method="POST",
+                                         headers={"Content-Type": "application/dicom"})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return str(json.loads(resp.read())["ID"])
 
     def instances(self) -> list[dict[str, Any]]:
         """Every stored instance with its simplified tags (plus ``ID``)."""
