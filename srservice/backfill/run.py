@@ -280,10 +280,11 @@ class Backfill:
                 continue
             since = study.retrieved_at or study.started_at or now
             if now - since > timedelta(seconds=self.limits.study_timeout):
+                parts = [f"{len(missing)} of {len(units)} pullbacks never reached the job "
+                         "store"] if missing else []
+                parts += [f"job {j.id} still {j.state}" for j in busy]
                 reason = (f"not scored within {self.limits.study_timeout:g} s of the retrieve: "
-                          f"{len(missing)} of {len(units)} pullbacks never reached the job "
-                          "store" + (f", jobs {', '.join(f'{j.id} {j.state}' for j in busy)} "
-                                     "unfinished" if busy else ""))
+                          + "; ".join(parts))
                 self.store.move_backfill_study(study.id, S.SCORING, S.FAILED, reason=reason)
 
     # ------------------------------------------------------------------ progress

@@ -17,6 +17,7 @@ sub-operations failed) is reported with the counts; anything else raises. No res
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -85,6 +86,7 @@ def find(dest: Destination, settings: Settings, identifiers: Sequence[Dataset]) 
     ae.add_requested_context(sopclasses.STUDY_ROOT_FIND)
     assoc = associate(ae, dest, settings, error=QueryError)
     matches: list[Dataset] = []
+    started = time.monotonic()
     try:
         if not any(cx.abstract_syntax == sopclasses.STUDY_ROOT_FIND
                    for cx in assoc.accepted_contexts):
@@ -93,6 +95,9 @@ def find(dest: Destination, settings: Settings, identifiers: Sequence[Dataset]) 
         for identifier in identifiers:
             for status, match in assoc.send_c_find(identifier, sopclasses.STUDY_ROOT_FIND):
                 if not status or "Status" not in status:
+                    if time.monotonic() - started < settings.dimse_timeout:
+                        raise QueryError(f"{dest}: the PACS aborted the association without a "
+                                         "C-FIND response (refused; see the PACS's log)")
                     raise QueryError(f"{dest}: no C-FIND response within "
                                      f"{settings.dimse_timeout:g} s (association aborted)")
                 code = int(status.Status)
@@ -163,8 +168,12 @@ class RetrieveResult:
 def _final(dest: Destination, what: str, responses: Iterable[tuple[Dataset, Dataset | None]],
            settings: Settings) -> RetrieveResult:
     last: Dataset | None = None
+    started = time.monotonic()
     for status, _ in responses:
         if not status or "Status" not in status:
+            if time.monotonic() - started < settings.dimse_timeout:
+                raise RetrieveError(f"{dest}: the PACS aborted the association without a "
+                                    f"{what} response (refused; see the PACS's log)")
             raise RetrieveError(f"{dest}: no {what} response within "
                                 f"{settings.dimse_timeout:g} s (association aborted)")
         last = status
