@@ -40,8 +40,10 @@ IVUS_CALCIUM_SCORE_MINIMUM = _private("SRSVC006", "IVUS calcium score lower boun
 IVUS_CALCIUM_SCORE_MAXIMUM = _private("SRSVC007", "IVUS calcium score upper bound")
 METHOD_SUPERFICIAL_ARC = _private(
     "SRSVC010", "Superficial calcium arc (leading edge in inner half of plaque)")
-METHOD_OVER_270_RUN = _private(
-    "SRSVC011", "Longest run of superficial calcium arc > 270 degrees")
+#: Its own concept (not DCM 122341 with a method): a TID 1501 group then never repeats a
+#: concept name, which viewers such as OHIF cannot tell apart (they show no modifiers).
+LENGTH_OVER_270 = _private(
+    "SRSVC015", "Length of superficial calcium arc > 270 degrees")
 METHOD_SEGMENT_EXTENT = _private("SRSVC012", "Calcified segment extent along the pullback")
 METHOD_ANY_DEPTH_ARC = _private("SRSVC013", "Calcium arc of any depth")
 EEM_INTERPOLATED_FRACTION = _private(
@@ -56,15 +58,16 @@ SCORE_COMPLETE = _private("SRSVC024", "Calcium score complete")
 # SRSVC030 "Not assessable" is retired (replaced by SCT 373068000 "Undetermined", CID 230).
 MAXIMUM_CALCIUM_SITE = _private("SRSVC031", "Maximum calcium site")
 CALCIUM_ARC_CURVE = _private("SRSVC032", "Calcium arc curve")
+ASSESSABLE_FRAMES = _private("SRSVC033", "Number of assessable frames")
 
 #: Every private code, for the documentation test.
 PRIVATE_CODES: tuple[Code, ...] = (
     IVUS_CALCIUM_SCORE, *COMPONENT_CODES.values(), IVUS_CALCIUM_SCORE_MINIMUM,
-    IVUS_CALCIUM_SCORE_MAXIMUM, METHOD_SUPERFICIAL_ARC, METHOD_OVER_270_RUN,
+    IVUS_CALCIUM_SCORE_MAXIMUM, METHOD_SUPERFICIAL_ARC, LENGTH_OVER_270,
     METHOD_SEGMENT_EXTENT, METHOD_ANY_DEPTH_ARC, EEM_INTERPOLATED_FRACTION,
     CIRCUMFERENTIAL_CALCIUM, CALCIFIED_NODULE, CALCIUM_MODIFICATION_RECOMMENDED,
     OUTSIDE_DERIVATION_POPULATION, SCORE_COMPLETE, MAXIMUM_CALCIUM_SITE,
-    CALCIUM_ARC_CURVE,
+    CALCIUM_ARC_CURVE, ASSESSABLE_FRAMES,
 )
 
 # --- standard concepts (PS3.16) -----------------------------------------------------------
@@ -93,6 +96,7 @@ MM2 = Code("mm2", "UCUM", "square millimeter")
 DEG = Code("deg", "UCUM", "degree")
 PERCENT = Code("%", "UCUM", "percent")
 POINTS = Code("{points}", "UCUM", "points")
+FRAMES = Code("{frames}", "UCUM", "frames")
 
 
 def yes_no(flag: bool) -> Code:

@@ -13,6 +13,10 @@ from srservice.analysis.types import ANGLE_BINS, BoolArray, FloatArray, FrameMea
 
 #: Radius (pixels) used for the arc when the frame has no lumen contour to sit it on.
 FALLBACK_RADIUS_PX = 40.0
+#: The arc is drawn this fraction of the lumen radius outside the lumen border.
+ARC_OFFSET_FRACTION = 0.06
+#: Width (degrees) of the moving average smoothing the lumen radius under the arc.
+ARC_SMOOTHING_DEG = 15.0
 
 
 def closed(contour: FloatArray) -> FloatArray:
@@ -67,17 +71,20 @@ def radius_at(contour: FloatArray, center: tuple[float, float],
                       dtype=np.float64)
 
 
-def arc_polylines(frame: FrameMeasurement, pixel_spacing_mm: float | None,
+def arc_polylines(frame: FrameMeasurement,
                   mask: BoolArray | None = None) -> list[tuple[FloatArray, float]]:
-    """Return one polyline per calcium piece, drawn along the calcium leading edge.
+    """Return one arc per calcium piece, drawn just outside the lumen border.
+
+    The arc follows the lumen border (its radius about the centre of measurement, smoothed
+    over :data:`ARC_SMOOTHING_DEG`), pushed out by :data:`ARC_OFFSET_FRACTION` so that it does
+    not hide the lumen contour. It marks *where* (at which angles) calcium is; the depth of
+    its leading edge is not drawn, because a per-angle depth makes radial spikes wherever the
+    depth jumps between neighbouring angles.
 
     Parameters
     ----------
     frame : FrameMeasurement
-        The frame (its centre, lumen contour, calcium mask and leading-edge depth).
-    pixel_spacing_mm : float or None
-        Converts the leading-edge depth (mm) to pixels; without it the arc sits on the lumen
-        border.
+        The frame (its centre, lumen contour and calcium mask).
     mask : numpy.ndarray, optional
         Angular mask to draw (default: ``frame.calcium_mask``, calcium of any depth).
 
@@ -90,22 +97,29 @@ def arc_polylines(frame: FrameMeasurement, pixel_spacing_mm: float | None,
     m = frame.calcium_mask if mask is None else mask
     step = 360.0 / ANGLE_BINS
     out: list[tuple[FloatArray, float]] = []
+    radius_bins = _border_radius(frame)
     for start, length in arc_pieces(m):
-        bins = (start + np.arange(length)) % ANGLE_BINS
         full = length == ANGLE_BINS
         # Vertices at bin edges, so the polyline spans exactly the piece's angle.
         edges = np.arange(length + (0 if full else 1), dtype=np.float64)
         angles = (start + edges) * step
-        if frame.lumen_contour is not None and len(frame.lumen_contour) >= 3:
-            radius = radius_at(frame.lumen_contour, frame.center, angles)
-        else:
-            radius = np.full(len(angles), FALLBACK_RADIUS_PX)
-        if frame.calcium_depth_mm is not None and pixel_spacing_mm:
-            depth = np.asarray(frame.calcium_depth_mm, dtype=np.float64)[
-                np.concatenate([bins, bins[-1:]])[: len(angles)]]
-            radius = radius + np.nan_to_num(depth, nan=0.0) / pixel_spacing_mm
+        radius = np.interp(angles % 360.0, (np.arange(ANGLE_BINS) + 0.5) * step, radius_bins,
+                           period=360.0) * (1.0 + ARC_OFFSET_FRACTION)
         t = np.radians(angles)
         pts = np.column_stack([frame.center[0] + radius * np.cos(t),
                                frame.center[1] + radius * np.sin(t)])
         out.append((closed(pts) if full else pts, float(length * step)))
     return out
+
+
+def _border_radius(frame: FrameMeasurement) -> FloatArray:
+    """Lumen radius (pixels) at every angle bin's centre, circularly smoothed."""
+    step = 360.0 / ANGLE_BINS
+    if frame.lumen_contour is None or len(frame.lumen_contour) < 3:
+        return np.full(ANGLE_BINS, FALLBACK_RADIUS_PX)
+    centres = (np.arange(ANGLE_BINS, dtype=np.float64) + 0.5) * step
+    r = radius_at(frame.lumen_contour, frame.center, centres)
+    half = max(1, round(ARC_SMOOTHING_DEG / step / 2))
+    kernel = np.ones(2 * half + 1) / (2 * half + 1)
+    padded = np.concatenate([r[-half:], r, r[:half]])
+    return np.asarray(np.convolve(padded, kernel, mode="valid"), dtype=np.float64)

@@ -190,7 +190,7 @@ def draw_key_frame(ax: Axes, pixels: np.ndarray | None, frame: FrameMeasurement 
     deep = frame.calcium_mask & ~frame.superficial_calcium_mask
     for mask, color, name in ((frame.superficial_calcium_mask, SUPERFICIAL, "superficial Ca"),
                               (deep, DEEP, "deep Ca")):
-        for k, (pts, _) in enumerate(arc_polylines(frame, pixel_spacing_mm, mask)):
+        for k, (pts, _) in enumerate(arc_polylines(frame, mask)):
             ax.plot(pts[:, 0], pts[:, 1], color=color, lw=2.2, label=name if k == 0 else None)
     ax.plot(*frame.center, marker="+", color="white", ms=6, mew=0.8)
     ax.legend(fontsize=6.5, loc="lower right", framealpha=0.6)

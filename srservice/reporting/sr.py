@@ -149,55 +149,119 @@ class Source:
 def _measurement(name: Code, value: float | int, unit: Code, *, method: Code | None = None,
                  derivation: Code | None = None,
                  refs: Sequence[hd.sr.SourceImageForMeasurement] | None = None,
+                 coords: Sequence[hd.sr.CoordinatesForMeasurement] | None = None,
                  ) -> hd.sr.Measurement:
     # Numeric values are rounded to SR_DECIMALS decimals (0.001 mm / deg / mm2), far below
     # the measurement precision, so viewers do not print 15 digits.
     value = value if isinstance(value, int) else round(float(value), SR_DECIMALS)
     return hd.sr.Measurement(name=name, value=value, unit=unit, method=method,
                              derivation=derivation,
-                             referenced_images=list(refs) if refs else None)
+                             referenced_images=list(refs) if refs else None,
+                             referenced_coordinates=list(coords) if coords else None)
+
+
+class _Anchor:
+    """The contours of one frame as SCOORDs a measurement is INFERRED FROM (TID 300 row 8).
+
+    Every NUM of a TID 1501 group is linked to a contour on the frame its group is about
+    (PS3.16 TID 300 "Measurement": INFERRED FROM SCOORD, TID 320 image or spatial coordinates),
+    so that a viewer can show the value where it was measured; OHIF's SR loader needs at
+    least one SCOORD per measurement group. A frame without any contour is outlined whole
+    (the region the analysis looked at).
+    """
+
+    def __init__(self, src: Source, frame: FrameMeasurement, shape: tuple[int, int]) -> None:
+        self.src = src
+        self.frame = frame
+        self.shape = shape
+
+    def _coords(self, points: np.ndarray) -> hd.sr.CoordinatesForMeasurement:
+        return hd.sr.CoordinatesForMeasurement(
+            graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+            graphic_data=np.asarray(points, dtype=np.float64), source_image=self._source())
+
+    def _source(self) -> hd.sr.SourceImageForRegion:
+        n = self.frame.frame
+        inst = self.src.frame_instance(n)
+        if inst is None:
+            return hd.sr.SourceImageForRegion(self.src.header.SOPClassUID,
+                                              self.src.header.SOPInstanceUID, [n])
+        return hd.sr.SourceImageForRegion(inst.SOPClassUID, inst.SOPInstanceUID)
+
+    def outline(self) -> list[hd.sr.CoordinatesForMeasurement]:
+        """Return the whole frame (image border)."""
+        rows, cols = self.shape
+        box = np.array([[0, 0], [cols - 1, 0], [cols - 1, rows - 1], [0, rows - 1], [0, 0]],
+                       dtype=np.float64)
+        return [self._coords(box)]
+
+    def lumen(self) -> list[hd.sr.CoordinatesForMeasurement]:
+        """Return the lumen contour (else the whole frame)."""
+        c = self.frame.lumen_contour
+        return [self._coords(closed(c))] if c is not None and len(c) >= 3 else self.outline()
+
+    def eem(self) -> list[hd.sr.CoordinatesForMeasurement]:
+        """Return the EEM contour (else the lumen contour, else the whole frame)."""
+        c = self.frame.eem_contour
+        return [self._coords(closed(c))] if c is not None and len(c) >= 3 else self.lumen()
+
+    def arcs(self, mask: np.ndarray | None = None) -> list[hd.sr.CoordinatesForMeasurement]:
+        """Return one arc per calcium piece of ``mask`` (else the EEM contour)."""
+        pieces = arc_polylines(self.frame, mask)
+        return [self._coords(p) for p, _ in pieces] if pieces else self.eem()
 
 
 def _lesion_group(src: Source, index: int, lesion: LesionFeatures, score: IvusCalciumScore,
-                  frame: FrameMeasurement | None, algo: hd.sr.AlgorithmIdentification,
+                  anchor: _Anchor | None, algo: hd.sr.AlgorithmIdentification,
                   ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """TID 1501 group of one calcified segment: score and components first, then the values.
+
+    No concept name appears twice in the group (viewers show concept names, not modifiers).
+    """
     at_max = [src.measurement_ref(lesion.max_calcium_frame)]
-    m: list[hd.sr.Measurement] = [
-        _measurement(c.ARC_OF_CALCIUM, lesion.max_superficial_calcium_arc_deg, c.DEG,
-                     method=c.METHOD_SUPERFICIAL_ARC, derivation=c.MAXIMUM, refs=at_max)]
-    if frame is not None:
-        m.append(_measurement(c.ARC_OF_CALCIUM, frame.calcium_arc_deg, c.DEG,
-                              method=c.METHOD_ANY_DEPTH_ARC, refs=at_max))
-    if lesion.length_superficial_calcium_over_270_mm is not None:
-        m.append(_measurement(c.CALCIUM_LENGTH, lesion.length_superficial_calcium_over_270_mm,
-                              c.MM, method=c.METHOD_OVER_270_RUN))
-    if lesion.calcium_length_mm is not None:
-        m.append(_measurement(c.CALCIUM_LENGTH, lesion.calcium_length_mm, c.MM,
-                              method=c.METHOD_SEGMENT_EXTENT))
-    if lesion.vessel_diameter_at_max_calcium_mm is not None:
-        m.append(_measurement(c.EEM_DIAMETER, lesion.vessel_diameter_at_max_calcium_mm, c.MM,
-                              derivation=c.MEAN, refs=at_max))
-    if frame is not None and frame.eem_area_mm2 is not None:
-        m.append(_measurement(c.EEM_AREA, frame.eem_area_mm2, c.MM2, refs=at_max))
-    if lesion.lumen_area_at_max_calcium_mm2 is not None:
-        m.append(_measurement(c.LUMEN_AREA, lesion.lumen_area_at_max_calcium_mm2, c.MM2,
-                              refs=at_max))
-    m.append(_measurement(c.EEM_INTERPOLATED_FRACTION,
-                          100.0 * lesion.eem_interpolated_fraction_at_max_calcium, c.PERCENT,
-                          refs=at_max))
+
+    def num(name: Code, value: float | int, unit: Code, on: str, *,
+            method: Code | None = None, derivation: Code | None = None) -> hd.sr.Measurement:
+        """Return a value linked to the contour ``on`` ("eem", "lumen", "arc") of the max frame."""
+        if anchor is None:
+            return _measurement(name, value, unit, method=method, derivation=derivation,
+                                refs=at_max)
+        coords = (anchor.arcs(anchor.frame.superficial_calcium_mask) if on == "arc"
+                  else anchor.lumen() if on == "lumen" else anchor.eem())
+        return _measurement(name, value, unit, method=method, derivation=derivation,
+                            coords=coords)
+
+    m: list[hd.sr.Measurement] = []
     q: list[hd.sr.QualitativeEvaluation] = []
     if score.total is not None:
-        m.append(_measurement(c.IVUS_CALCIUM_SCORE, score.total, c.POINTS))
+        m.append(num(c.IVUS_CALCIUM_SCORE, score.total, c.POINTS, on="eem"))
     else:
         q.append(hd.sr.QualitativeEvaluation(c.IVUS_CALCIUM_SCORE, c.UNDETERMINED))
         if score.determinable:  # some components known: the bracket says something
-            m.append(_measurement(c.IVUS_CALCIUM_SCORE_MINIMUM, score.minimum_total, c.POINTS))
-            m.append(_measurement(c.IVUS_CALCIUM_SCORE_MAXIMUM, score.maximum_total, c.POINTS))
+            m.append(num(c.IVUS_CALCIUM_SCORE_MINIMUM, score.minimum_total, c.POINTS, on="eem"))
+            m.append(num(c.IVUS_CALCIUM_SCORE_MAXIMUM, score.maximum_total, c.POINTS, on="eem"))
     for comp in score.components:
         if comp.points is not None:
-            m.append(_measurement(c.COMPONENT_CODES[comp.name], comp.points, c.POINTS))
+            m.append(num(c.COMPONENT_CODES[comp.name], comp.points, c.POINTS, on="eem"))
         else:
             q.append(hd.sr.QualitativeEvaluation(c.COMPONENT_CODES[comp.name], c.UNDETERMINED))
+    m.append(num(c.ARC_OF_CALCIUM, lesion.max_superficial_calcium_arc_deg, c.DEG, on="arc",
+                 method=c.METHOD_SUPERFICIAL_ARC, derivation=c.MAXIMUM))
+    if lesion.length_superficial_calcium_over_270_mm is not None:
+        m.append(num(c.LENGTH_OVER_270, lesion.length_superficial_calcium_over_270_mm, c.MM,
+                     on="arc"))
+    if lesion.calcium_length_mm is not None:
+        m.append(num(c.CALCIUM_LENGTH, lesion.calcium_length_mm, c.MM, on="arc",
+                     method=c.METHOD_SEGMENT_EXTENT))
+    if lesion.vessel_diameter_at_max_calcium_mm is not None:
+        m.append(num(c.EEM_DIAMETER, lesion.vessel_diameter_at_max_calcium_mm, c.MM, on="eem",
+                     derivation=c.MEAN))
+    if anchor is not None and anchor.frame.eem_area_mm2 is not None:
+        m.append(num(c.EEM_AREA, anchor.frame.eem_area_mm2, c.MM2, on="eem"))
+    if lesion.lumen_area_at_max_calcium_mm2 is not None:
+        m.append(num(c.LUMEN_AREA, lesion.lumen_area_at_max_calcium_mm2, c.MM2, on="lumen"))
+    m.append(num(c.EEM_INTERPOLATED_FRACTION,
+                 100.0 * lesion.eem_interpolated_fraction_at_max_calcium, c.PERCENT, on="eem"))
     circumferential = score.component("circumferential_calcium")
     nodule = score.component("calcified_nodule")
     q += [
@@ -235,7 +299,7 @@ def _roi_group(src: Source, uid_purpose: str, label: str, points: np.ndarray, fr
 
 
 def _roi_groups(src: Source, index: int, frame: FrameMeasurement,
-                pixel_spacing_mm: float | None, algo: hd.sr.AlgorithmIdentification,
+                algo: hd.sr.AlgorithmIdentification,
                 ) -> list[hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations]:
     n = frame.frame
     ref = [src.measurement_ref(n)]
@@ -256,7 +320,7 @@ def _roi_groups(src: Source, index: int, frame: FrameMeasurement,
         groups.append(_roi_group(src, f"lesion-{index}-eem",
                                  f"Segment {index}: EEM contour, frame {n}",
                                  closed(frame.eem_contour), n, c.EEM, meas, algo))
-    for k, (pts, arc) in enumerate(arc_polylines(frame, pixel_spacing_mm), start=1):
+    for k, (pts, arc) in enumerate(arc_polylines(frame), start=1):
         meas = [_measurement(c.ARC_OF_CALCIUM, arc, c.DEG, method=c.METHOD_ANY_DEPTH_ARC,
                              refs=ref)]
         groups.append(_roi_group(src, f"lesion-{index}-arc-{k}",
@@ -270,16 +334,44 @@ def _yes_no_undetermined(flag: bool | None) -> Code:
     return c.UNDETERMINED if flag is None else c.yes_no(flag)
 
 
-def _summary_group(src: Source, pullback: PullbackScore,
+def summary_frame(analysis: PullbackAnalysis,
+                  scores: Sequence[IvusCalciumScore]) -> FrameMeasurement | None:
+    """Return the frame the whole-pullback results are shown on.
+
+    The maximum calcium frame of the top segment (highest score, else highest upper bound,
+    the first on ties); without a calcified segment the middle assessable frame; without an
+    assessable frame the middle frame; None for a pullback without frames.
+    """
+    by_frame = {f.frame: f for f in analysis.frames}
+    if analysis.lesions:
+        def rank(i: int) -> tuple[int, int]:
+            s = scores[i]
+            return (s.total if s.total is not None else s.maximum_total, -i)
+        top = max(range(len(analysis.lesions)), key=rank)
+        frame = by_frame.get(analysis.lesions[top].max_calcium_frame)
+        if frame is not None:
+            return frame
+    assessable = [f for f in analysis.frames if f.assessable]
+    pool = assessable or list(analysis.frames)
+    return pool[(len(pool) - 1) // 2] if pool else None
+
+
+def _summary_group(src: Source, analysis: PullbackAnalysis, pullback: PullbackScore,
+                   anchor: _Anchor | None,
                    algo: hd.sr.AlgorithmIdentification,
                    ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
     """Pullback-level group: the highest segment score (0 when nothing is calcified).
 
     A score that cannot be determined is no NUM item but a CODE item "IVUS calcium score" =
     SCT "Undetermined"; the reason is a TEXT item of the Qualitative Evaluations container.
+    The number of assessable frames closes the group, so that it always holds a value linked
+    to the frame it is shown on (:func:`summary_frame`).
     """
     m = ([] if pullback.total is None
-         else [_measurement(c.IVUS_CALCIUM_SCORE, pullback.total, c.POINTS)])
+         else [_measurement(c.IVUS_CALCIUM_SCORE, pullback.total, c.POINTS,
+                            coords=anchor.eem() if anchor is not None else None)])
+    m.append(_measurement(c.ASSESSABLE_FRAMES, sum(1 for f in analysis.frames if f.assessable),
+                          c.FRAMES, coords=anchor.outline() if anchor is not None else None))
     q = []
     if pullback.total is None:
         q.append(hd.sr.QualitativeEvaluation(c.IVUS_CALCIUM_SCORE, c.UNDETERMINED))
@@ -290,7 +382,7 @@ def _summary_group(src: Source, pullback: PullbackScore,
     tracking = hd.sr.TrackingIdentifier(uid=src.uid("pullback"),
                                         identifier="Whole pullback (highest segment score)")
     return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=tracking, algorithm_id=algo, measurements=m or None,
+        tracking_identifier=tracking, algorithm_id=algo, measurements=m,
         qualitative_evaluations=q, source_images=[
             hd.sr.SourceImageForMeasurementGroup(src.header.SOPClassUID,
                                                  src.header.SOPInstanceUID)])
@@ -359,15 +451,22 @@ def build_sr(header: Dataset, analysis: PullbackAnalysis, scores: Sequence[IvusC
     algo = algorithm_identification(None)
     pullback = score_pullback(analysis, scores)
     by_frame = {f.frame: f for f in analysis.frames}
+    shape = (int(header.get("Rows", 0) or 0), int(header.get("Columns", 0) or 0))
+
+    def anchor(frame: FrameMeasurement | None) -> _Anchor | None:
+        return None if frame is None else _Anchor(src, frame, shape)
+
+    # The whole-pullback group comes first: viewers (OHIF) open an SR at its first group.
     groups: list[hd.sr.MeasurementsAndQualitativeEvaluations
-                 | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations] = []
+                 | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations] = [
+        _summary_group(src, analysis, pullback,
+                       anchor(summary_frame(analysis, pullback.segments)), algo_full)]
     for i, (lesion, score) in enumerate(zip(analysis.lesions, pullback.segments, strict=True),
                                         start=1):
         frame = by_frame.get(lesion.max_calcium_frame)
-        groups.append(_lesion_group(src, i, lesion, score, frame, algo))
+        groups.append(_lesion_group(src, i, lesion, score, anchor(frame), algo))
         if frame is not None and frame.assessable:
-            groups.extend(_roi_groups(src, i, frame, analysis.pixel_spacing_mm, algo))
-    groups.insert(0, _summary_group(src, pullback, algo_full))
+            groups.extend(_roi_groups(src, i, frame, algo))
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -378,7 +477,7 @@ def build_sr(header: Dataset, analysis: PullbackAnalysis, scores: Sequence[IvusC
         procedure_reported=c.IVUS_PROCEDURE,
         imaging_measurements=groups,
         title=codes.cid7021.ImagingMeasurementReport,
-        referenced_images=src.library(x.max_calcium_frame for x in analysis.lesions))
+        referenced_images=src.library(_referenced_frames(analysis, scores)))
     texts = hd.sr.ContainerContentItem(name=QUALITATIVE_EVALUATIONS,
                                        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
     texts.ContentSequence = hd.sr.ContentSequence([
@@ -396,6 +495,14 @@ def build_sr(header: Dataset, analysis: PullbackAnalysis, scores: Sequence[IvusC
     _separate(sr)
     return sr
 
+
+
+def _referenced_frames(analysis: PullbackAnalysis,
+                       scores: Sequence[IvusCalciumScore]) -> list[int]:
+    """Frames the SR's coordinates are on (for the Image Library)."""
+    frames = [x.max_calcium_frame for x in analysis.lesions]
+    shown = summary_frame(analysis, scores)
+    return frames + ([shown.frame] if shown is not None else [])
 
 
 def _separate(item: Dataset) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import subprocess
 from pathlib import Path
@@ -16,7 +17,12 @@ from pydicom.sr.codedict import codes
 from srservice import ALGORITHM_VERSION
 from srservice.reporting import codes as c
 from srservice.reporting.outputs import Outputs, produce_outputs
-from srservice.reporting.overlay import arc_pieces, arc_polylines, closed
+from srservice.reporting.overlay import (
+    ARC_OFFSET_FRACTION,
+    arc_pieces,
+    arc_polylines,
+    closed,
+)
 from srservice.reporting.uids import derived_uid
 from srservice.scoring import DISCLAIMER
 from tests.support.environment import require_tool
@@ -88,7 +94,8 @@ def test_dsrdump_renders_the_values(outputs: dict[str, Any]) -> None:
     res = run(tool, "+U8", sr_path)
     assert res.returncode == 0, res.stderr
     out = res.stdout
-    for expected in ('"Arc of Calcium")="300', '"Calcium Length")="6.5"',
+    for expected in ('"Arc of Calcium")="300',
+                     '"Length of superficial calcium arc > 270 degrees")="6.5"',
                      '"IVUS calcium score")="2', "Müller^Anna",
                      "Verification Flag   : UNVERIFIED",
                      "Completion Flag     : COMPLETE", "POLYLINE", "Image Library",
@@ -133,8 +140,11 @@ def test_sr_round_trips_through_highdicom(outputs: dict[str, Any]) -> None:
     arc = ms[(c.ARC_OF_CALCIUM.value, c.METHOD_SUPERFICIAL_ARC.value)]
     assert arc.value == approx(lesion.max_superficial_calcium_arc_deg)
     assert arc.unit.value == "deg" and arc.derivation == c.MAXIMUM
-    assert arc.referenced_images[0].referenced_frame_numbers == [lesion.max_calcium_frame]
-    assert ms[(c.CALCIUM_LENGTH.value, c.METHOD_OVER_270_RUN.value)].value == approx(6.5)
+    scoord = arc.referenced_coordinates[0]
+    assert scoord.graphic_type == hd.sr.GraphicTypeValues.POLYLINE
+    ref = scoord.ContentSequence[0].ReferencedSOPSequence[0]
+    assert ref.ReferencedFrameNumber == lesion.max_calcium_frame
+    assert ms[(c.LENGTH_OVER_270.value, None)].value == approx(6.5)
     assert ms[(c.CALCIUM_LENGTH.value, c.METHOD_SEGMENT_EXTENT.value)].value == approx(
         lesion.calcium_length_mm)
     assert ms[(c.EEM_DIAMETER.value, None)].value == approx(
@@ -269,11 +279,28 @@ def test_arc_pieces_wrap_and_polylines() -> None:
     assert arc_pieces(np.ones(360, dtype=bool)) == [(0, 360)]
     assert arc_pieces(np.zeros(360, dtype=bool)) == []
     frame = analysis("score2").frames[19]
-    lines = arc_polylines(frame, 0.05)
+    lines = arc_polylines(frame)
     assert len(lines) == 1 and lines[0][1] == approx(frame.calcium_arc_deg)
     pts = lines[0][0]
     r = np.hypot(pts[:, 0] - frame.center[0], pts[:, 1] - frame.center[1])
-    assert np.allclose(r, 25.0 + 0.1 / 0.05, atol=0.3)   # lumen radius + leading-edge depth
+    # just outside the lumen border (radius 25 px), whatever the leading-edge depth
+    assert np.allclose(r, 25.0 * (1 + ARC_OFFSET_FRACTION), atol=0.3)
+
+
+def test_arc_has_no_radial_spikes() -> None:
+    """A leading-edge depth that jumps between angles and a jagged lumen border draw no spikes."""
+    frame = analysis("score2").frames[19]
+    rng = np.random.default_rng(3)
+    depth = np.where(rng.random(360) < 0.3, 0.8, 0.05)
+    angles = np.radians(np.arange(0, 360, 2.0))
+    radius = 25.0 + np.where(np.arange(len(angles)) % 7 == 0, 3.0, 0.0)
+    lumen = np.column_stack([frame.center[0] + radius * np.cos(angles),
+                             frame.center[1] + radius * np.sin(angles)])
+    jagged = dataclasses.replace(frame, calcium_depth_mm=depth, lumen_contour=lumen)
+    for pts, _ in arc_polylines(jagged):
+        r = np.hypot(pts[:, 0] - frame.center[0], pts[:, 1] - frame.center[1])
+        assert np.abs(np.diff(r)).max() < 0.5, "radial spike"
+        assert r.min() > 25.0 and r.max() < 28.0 * (1 + ARC_OFFSET_FRACTION)
 
 
 def _tracking_uids(sr: pydicom.Dataset) -> list[str]:
@@ -415,3 +442,65 @@ def test_single_instance_of_single_frame_class(tmp_path: Path) -> None:
         assert ref.ReferencedSOPInstanceUID == one.sop_instance_uid
         assert "ReferencedFrameNumber" not in ref
     assert "source_sop_instance_uids" not in o.summary
+
+
+def _scoords(item: pydicom.Dataset) -> list[pydicom.Dataset]:
+    """SCOORDs of a measurement group: its own (TID 1410) and those its NUMs are inferred from."""
+    out = []
+    for child in item.ContentSequence:
+        if child.ValueType == "SCOORD":
+            out.append(child)
+        if child.ValueType == "NUM":
+            out += [g for g in child.get("ContentSequence", []) if g.ValueType == "SCOORD"]
+    return out
+
+
+def _groups(sr: pydicom.Dataset) -> list[pydicom.Dataset]:
+    measurements = next(i for i in sr.ContentSequence
+                        if i.ConceptNameCodeSequence[0].CodeValue == "126010")
+    return [g for g in measurements.ContentSequence
+            if g.ConceptNameCodeSequence[0].CodeValue == "125007"]
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_group_is_drawable(outputs: dict[str, Any], variant: str) -> None:
+    """What OHIF's SR loader needs: every group has a SCOORD on one frame of the pullback,
+    every NUM of a TID 1501 group is linked to a contour, no concept name twice in a group."""
+    o, _, _ = outputs[variant]
+    a = analysis(VARIANTS[variant]["kind"], spacing=VARIANTS[variant]["spacing"])
+    groups = _groups(o.sr)
+    assert len(groups) >= 1
+    for g in groups:
+        scoords = _scoords(g)
+        assert scoords, g.ContentSequence[0].TextValue
+        frames = set()
+        for sc in scoords:
+            ref = sc.ContentSequence[0].ReferencedSOPSequence[0]
+            assert ref.ReferencedSOPInstanceUID == SOURCE_SOP_UID
+            frames.add(int(ref.ReferencedFrameNumber))
+            assert sc.GraphicType == "POLYLINE" and len(sc.GraphicData) >= 4
+        assert len(frames) == 1, "one group, one frame"
+        names = [i.ConceptNameCodeSequence[0].CodeValue for i in g.ContentSequence
+                 if i.ValueType in {"NUM", "CODE"} and i.RelationshipType == "CONTAINS"]
+        assert len(names) == len(set(names)), names
+        nums = [i for i in g.ContentSequence if i.ValueType == "NUM"]
+        if not any(i.ValueType == "SCOORD" for i in g.ContentSequence):  # TID 1501
+            for num in nums:
+                assert any(x.ValueType == "SCOORD" for x in num.ContentSequence), num
+    # The score (or its bounds) comes first, the components right after it.
+    first = [i.ConceptNameCodeSequence[0].CodeValue for i in groups[0].ContentSequence
+             if i.ValueType == "NUM"]
+    assert first[0] in {c.IVUS_CALCIUM_SCORE.value, c.IVUS_CALCIUM_SCORE_MINIMUM.value}
+    expected_frame = (a.lesions[0].max_calcium_frame if a.lesions
+                      else [f.frame for f in a.frames if f.assessable][
+                          (sum(f.assessable for f in a.frames) - 1) // 2])
+    ref = _scoords(groups[0])[0].ContentSequence[0].ReferencedSOPSequence[0]
+    assert int(ref.ReferencedFrameNumber) == expected_frame
+    for seg in groups[1:2] if a.lesions else []:
+        values = [i.ConceptNameCodeSequence[0].CodeValue for i in seg.ContentSequence
+                  if i.ValueType == "NUM"]
+        components = [code.value for code in c.COMPONENT_CODES.values()]
+        assert values[0] in {c.IVUS_CALCIUM_SCORE.value, c.IVUS_CALCIUM_SCORE_MINIMUM.value}
+        assert [v for v in values if v in components] == values[
+            values.index(next(v for v in values if v in components)):][:len(
+                [v for v in values if v in components])]
