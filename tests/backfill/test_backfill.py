@@ -18,8 +18,10 @@ from sqlalchemy import text
 
 from srservice.cli.main import main as cli_main
 from srservice.jobs.models import BackfillState
+from srservice.reporting.uids import derived_uid
 from tests.support.backfill import (
     archive_other,
+    archive_our_sr,
     archive_pullback,
     max_overlap,
     orthanc_for,
@@ -31,7 +33,7 @@ from tests.support.backfill import (
     tiny_case,
 )
 from tests.support.environment import poll
-from tests.support.service import Service
+from tests.support.service import SR_CLASS, Service
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -54,12 +56,7 @@ def test_backfill_scores_each_ivus_study_once(tmp_path: Path,
         case = tiny_case()
         ivus = [archive_pullback(orthanc, case, tmp_path / "archive") for _ in range(3)]
         with_sr = archive_pullback(orthanc, case, tmp_path / "archive")
-        # Our SR of that study is already in the PACS (made by `srservice analyze`, as a
-        # service that lost its job store would have sent it).
-        assert with_sr.path is not None
-        assert cli_main(["--data-dir", str(tmp_path / "scratch"), "analyze", str(with_sr.path),
-                         "--out", str(tmp_path / "prior")]) == 0
-        orthanc.upload((tmp_path / "prior" / "sr.dcm").read_bytes())
+        archive_our_sr(orthanc, with_sr)  # our SR of that study is already in the PACS
         ct = archive_other(orthanc, "CT")
         oct_ = archive_other(orthanc, "IVOCT")
         service.start()
@@ -94,6 +91,10 @@ def test_backfill_scores_each_ivus_study_once(tmp_path: Path,
         for uid, study in zip(uids, ivus, strict=True):
             service.wait_job(uid, ("delivered",))
             assert sr_count(orthanc, study.study_uid) == 1
+            # the real SR has the Series Instance UID the backfill looks for in the PACS
+            (sr,) = [i for i in orthanc.instances() if i.get("StudyInstanceUID")
+                     == study.study_uid and i.get("SOPClassUID") == SR_CLASS]
+            assert sr["SeriesInstanceUID"] == derived_uid(uid, "sr-series")
 
         # Throttle, measured from the service's own records: at most 2 studies between the
         # arrival of their pullback and their report; arrivals >= 3 s apart (20 a minute),

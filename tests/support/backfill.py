@@ -17,6 +17,7 @@ from typing import Any
 from pydicom import Dataset, dcmread
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import (
+    Comprehensive3DSRStorage,
     CTImageStorage,
     ExplicitVRLittleEndian,
     IntravascularOpticalCoherenceTomographyImageStorageForPresentation,
@@ -76,6 +77,26 @@ def archive_other(orthanc: OrthancServer, modality: str, date: str = "20240102")
     ds.save_as(buffer, enforce_file_format=True)
     orthanc.upload(buffer.getvalue())
     return ArchivedStudy(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, None)
+
+
+def archive_our_sr(orthanc: OrthancServer, study: ArchivedStudy) -> None:
+    """Store an SR with the UIDs our report of ``study``'s pullback has (as a service that
+    lost its job store would have sent it); its content does not matter to the backfill."""
+    from srservice.reporting.uids import derived_uid
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = Comprehensive3DSRStorage
+    ds.SOPClassUID = Comprehensive3DSRStorage
+    ds.SOPInstanceUID = derived_uid(study.sop_uid, "sr-instance")
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.StudyInstanceUID = study.study_uid
+    ds.SeriesInstanceUID = derived_uid(study.sop_uid, "sr-series")
+    ds.PatientID, ds.PatientName, ds.Modality = "PHANTOM0001", "PHANTOM^IVUS", "SR"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    orthanc.upload(buffer.getvalue())
 
 
 def orthanc_for(root: Path, service: Service, **extra: Any) -> OrthancServer:
