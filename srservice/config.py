@@ -109,6 +109,31 @@ class CallingPeer(BaseModel):
         return ae_title.strip() == self.ae_title and (self.host is None or self.host == host)
 
 
+class TlsBinding(BaseModel):
+    """A calling AE title bound to a client certificate identity (``AE=name``).
+
+    ``name`` is compared with the certificate's subject Common Name and its subjectAltName
+    DNS names and e-mail addresses (exact, case-insensitive).
+    """
+
+    ae_title: str
+    name: str
+
+    @classmethod
+    def parse(cls, text: str) -> TlsBinding:
+        """Parse ``AE=name``."""
+        ae, sep, name = text.strip().partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"TLS binding {text!r} is not of the form AE=certificate-name")
+        return cls(ae_title=_check_ae(ae, "calling AE title"), name=name.strip())
+
+    def allows(self, ae_title: str, names: list[str]) -> bool:
+        """Return True when ``ae_title`` is this entry's and ``names`` holds the bound name."""
+        wanted = self.name.casefold()
+        return (ae_title.strip() == self.ae_title
+                and any(n.strip().casefold() == wanted for n in names))
+
+
 def _split_list(value: Any) -> Any:
     if isinstance(value, str):
         value = value.strip()
@@ -145,7 +170,23 @@ class Settings(BaseSettings):
         "separated; empty allows any.")
     non_ivus_policy: Literal["discard", "reject", "store"] = Field(
         "discard", description="Other storage SOP classes: accept and discard, reject, or store.")
-    max_associations: int = Field(10, ge=1, le=1000)
+    max_associations: int = Field(10, ge=1, le=1000, description="Concurrent associations "
+                                  "(connections that sent an A-ASSOCIATE-RQ).")
+    max_unassociated_connections: int = Field(32, ge=1, le=10000, description="Connections "
+                                              "that have not sent an A-ASSOCIATE-RQ yet, in "
+                                              "total; more are closed at once.")
+    max_unassociated_per_host: int = Field(8, ge=1, le=10000, description="The same, per "
+                                           "source address.")
+    unassociated_timeout: float = Field(5.0, gt=0, description="Seconds for the TLS handshake "
+                                        "and for the A-ASSOCIATE-RQ to arrive.")
+    association_time_limit: float = Field(3600.0, gt=0, description="Seconds an association "
+                                          "may last; then it is aborted at its next PDU.")
+    max_header_bytes: int = Field(8 * 1024 * 1024, ge=4096, description="Largest data set "
+                                  "header (everything before Pixel Data) accepted, bytes; "
+                                  "larger: C-STORE 0xC210.")
+    max_header_elements: int = Field(100_000, ge=100, description="Most data elements "
+                                     "(sequence items' included) before Pixel Data; more: "
+                                     "C-STORE 0xC210.")
     acse_timeout: float = Field(30.0, gt=0)
     dimse_timeout: float = Field(60.0, gt=0)
     network_timeout: float = Field(60.0, gt=0)
@@ -158,6 +199,11 @@ class Settings(BaseSettings):
     tls_private_key: Path | None = None
     tls_ca_certificates: Path | None = Field(None, description="PEM CA bundle: when set, client "
                                              "certificates are required and verified.")
+    tls_crl: Path | None = Field(None, description="PEM certificate revocation list(s) of the "
+                                 "client CAs: revoked client certificates are refused.")
+    tls_ae_bindings: Annotated[list[TlsBinding], NoDecode] = Field(
+        default_factory=list, description="'AE=certificate-name' pairs, comma separated: a "
+        "TLS association's calling AE title must be bound to its client certificate.")
 
     # --- analysis ---------------------------------------------------------------------
     default_pixel_spacing_mm: float | None = Field(None, gt=0, description="Site default when "
@@ -169,6 +215,9 @@ class Settings(BaseSettings):
 
     # --- workers and delivery ---------------------------------------------------------
     worker_concurrency: int = Field(2, ge=1, le=64)
+    decode_memory_budget_mb: int = Field(4096, ge=64, description="Memory one job may use "
+                                         "for decoded pixels (MiB); a larger pullback fails "
+                                         "with the reason.")
     embedded_worker: bool = Field(True, description="serve also starts worker processes.")
     task_time_limit: float = Field(900.0, gt=0, description="Hard time limit of one task (s).")
     job_stuck_seconds: float = Field(1800.0, gt=0, description="Sweeper re-enqueues jobs not "
@@ -209,6 +258,12 @@ class Settings(BaseSettings):
         v = _split_list(v)
         return [CallingPeer.parse(x) if isinstance(x, str) else x for x in v]
 
+    @field_validator("tls_ae_bindings", mode="before")
+    @classmethod
+    def _bindings(cls, v: Any) -> Any:
+        v = _split_list(v)
+        return [TlsBinding.parse(x) if isinstance(x, str) else x for x in v]
+
     @field_validator("destinations", mode="before")
     @classmethod
     def _dests(cls, v: Any) -> Any:
@@ -235,6 +290,9 @@ class Settings(BaseSettings):
     def _tls_pair(self) -> Settings:
         if (self.tls_certificate is None) != (self.tls_private_key is None):
             raise ValueError("tls_certificate and tls_private_key must be set together")
+        if (self.tls_crl is not None or self.tls_ae_bindings) and self.tls_ca_certificates is None:
+            raise ValueError("tls_crl and tls_ae_bindings need tls_ca_certificates (client "
+                             "certificates)")
         return self
 
     # --- derived paths ----------------------------------------------------------------

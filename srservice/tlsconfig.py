@@ -2,13 +2,22 @@
 
 TLS 1.2 is the minimum version (BCP 195 / RFC 9325); Python's default cipher selection for
 ``PROTOCOL_TLS_SERVER`` / ``PROTOCOL_TLS_CLIENT`` is used. When ``tls_ca_certificates`` is set
-the listener requires and verifies a client certificate (mutual authentication, PS3.15 B.9).
+the listener requires and verifies a client certificate (mutual authentication, PS3.15 B.9);
+with ``tls_crl`` the client certificate is also checked against the CA's certificate
+revocation list (RFC 5280 Section 5; leaf certificates, ``VERIFY_CRL_CHECK_LEAF``).
+
+:func:`describe_tls_error` and :func:`certificate_identity` give the audit trail the reason a
+handshake failed (OpenSSL's verification result, e.g. "certificate has expired") and who a
+certificate names. Python's ``ssl`` module has no verification callback and OpenSSL discards
+a chain that failed verification, so the subject of a *refused* certificate cannot be
+recorded; the subject of every accepted one is.
 """
 
 from __future__ import annotations
 
 import ssl
 from pathlib import Path
+from typing import Any
 
 from srservice.config import Settings
 from srservice.errors import ConfigError
@@ -55,7 +64,69 @@ def server_context(settings: Settings) -> ssl.SSLContext | None:
     if settings.tls_ca_certificates is not None:
         _load_ca(ctx, settings.tls_ca_certificates)
         ctx.verify_mode = ssl.CERT_REQUIRED
+    if settings.tls_crl is not None:
+        try:
+            ctx.load_verify_locations(cafile=str(settings.tls_crl))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"SRSERVICE_TLS_CRL: cannot load {settings.tls_crl}: {exc}") from exc
+        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     return ctx
+
+
+def describe_tls_error(exc: BaseException) -> str:
+    """One line saying why a TLS handshake failed, for the audit trail.
+
+    Certificate verification failures carry OpenSSL's result text and code (``X509_V_ERR_*``,
+    e.g. ``certificate has expired (10)``, ``certificate is not yet valid (9)``, ``unable to
+    get local issuer certificate (20)``, ``certificate revoked (23)``); other TLS errors their
+    OpenSSL reason (e.g. ``TLSV1_ALERT_PROTOCOL_VERSION``); time-outs and resets their class.
+    """
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"client certificate refused: {exc.verify_message} "
+                f"(X509 verify code {exc.verify_code})")
+    if isinstance(exc, ssl.SSLError):
+        reason = getattr(exc, "reason", None) or str(exc).splitlines()[0]
+        return f"{type(exc).__name__}: {reason}"
+    return type(exc).__name__
+
+
+def _rdn_text(rdns: Any) -> str:
+    parts = []
+    for rdn in rdns or ():
+        for key, value in rdn:
+            short = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+                     "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST",
+                     "emailAddress": "emailAddress"}.get(key, key)
+            parts.append(f"{short}={value}")
+    return ",".join(parts)
+
+
+def certificate_identity(peercert: Any) -> dict[str, str]:
+    """Subject, issuer, serial number and names of a verified peer certificate.
+
+    Parameters
+    ----------
+    peercert : dict or None
+        ``SSLSocket.getpeercert()`` (empty or None when no certificate was presented).
+
+    Returns
+    -------
+    dict
+        ``subject`` / ``issuer`` as ``CN=...,O=...``, ``serial`` (hex), ``not_after`` and
+        ``identities``: the subject CN plus subjectAltName DNS and e-mail entries, comma separated
+        (what ``tls_ae_bindings`` compares with). Empty when there is no certificate.
+    """
+    if not peercert:
+        return {}
+    names = [value for rdn in peercert.get("subject", ()) for key, value in rdn
+             if key == "commonName"]
+    names += [value for kind, value in peercert.get("subjectAltName", ())
+              if kind in ("DNS", "email")]
+    return {"subject": _rdn_text(peercert.get("subject")),
+            "issuer": _rdn_text(peercert.get("issuer")),
+            "serial": str(peercert.get("serialNumber", "")),
+            "not_after": str(peercert.get("notAfter", "")),
+            "identities": ",".join(names)}
 
 
 def client_context(settings: Settings, *, verify: bool = True) -> ssl.SSLContext:

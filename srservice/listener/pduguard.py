@@ -15,6 +15,10 @@ with :func:`guard_ae` this module replaces that read:
   :data:`MIN_PDU_RATE` bytes of its announced length, counted from its first byte; silence
   longer than ``network_timeout`` inside a PDU also ends it.
 
+- **Association time limit**: an association (counted from its first byte) that is still
+  sending PDUs after ``association_time_limit`` seconds is aborted at its next PDU (or inside
+  the PDU it is sending), so a peer that trickles valid PDUs forever cannot keep a slot.
+
 Either way the listener sends an A-ABORT (source: service provider, PS3.8 Table 9-26), closes
 the connection and writes an ``association-aborted`` audit record. Other application entities
 in the process keep pynetdicom's behaviour.
@@ -70,12 +74,15 @@ class PduLimits:
         Seconds for a PDU before / after the A-ASSOCIATE-RQ (see the module docstring).
     audit : AuditLog
         Where refusals are recorded.
+    association_time_limit : float or None
+        Seconds an association may last, from its first byte (None: no limit).
     """
 
     max_pdata: int | None
     acse_timeout: float
     network_timeout: float
     audit: AuditLog
+    association_time_limit: float | None = None
 
     def max_length(self, pdu_type: int) -> int | None:
         """Largest PDU Length accepted for ``pdu_type`` (None: unlimited)."""
@@ -85,6 +92,8 @@ class PduLimits:
 
 
 _LIMITS: weakref.WeakKeyDictionary[AE, PduLimits] = weakref.WeakKeyDictionary()
+#: Monotonic time of each association's first PDU byte (for ``association_time_limit``).
+_STARTED: weakref.WeakKeyDictionary[DULServiceProvider, float] = weakref.WeakKeyDictionary()
 _ORIGINAL_READ: Any = DULServiceProvider.__dict__["_read_pdu_data"]
 _LOCK = threading.Lock()
 
@@ -112,8 +121,14 @@ def _read_pdu_data(dul: DULServiceProvider) -> None:
     awaiting_rq = dul.state_machine.current_state in ("Sta1", "Sta2")
     timeout = limits.acse_timeout if awaiting_rq else limits.network_timeout
     start = time.monotonic()
+    with _LOCK:
+        first = _STARTED.setdefault(dul, start)
+    hard = (None if limits.association_time_limit is None
+            else first + limits.association_time_limit)
     try:
-        header = _recv_exact(raw, 6, start + timeout)
+        if hard is not None and start >= hard:
+            raise PduRefusedError(_over_time(limits), _ABORT_NOT_SPECIFIED)
+        header = _recv_exact(raw, 6, start + timeout, hard, limits)
         if len(header) < 6:
             dul.event_queue.put("Evt17")
             return
@@ -125,7 +140,7 @@ def _read_pdu_data(dul: DULServiceProvider) -> None:
         if cap is not None and length > cap:
             raise PduRefusedError(f"PDU type 0x{pdu_type:02X} announces {length} bytes, "
                                    f"more than the {cap} accepted", _ABORT_INVALID_PARAMETER)
-        body = _recv_exact(raw, length, start + timeout + length / MIN_PDU_RATE)
+        body = _recv_exact(raw, length, start + timeout + length / MIN_PDU_RATE, hard, limits)
     except PduRefusedError as exc:
         _abort(dul, limits, str(exc), exc.diagnostic)
         return
@@ -146,20 +161,38 @@ def _read_pdu_data(dul: DULServiceProvider) -> None:
     dul._recv_pdu.put(pdu)
 
 
-def _recv_exact(raw: socket.socket, count: int, deadline: float) -> bytearray:
-    """Receive ``count`` bytes by ``deadline`` (monotonic); fewer only if the peer closed."""
+def _over_time(limits: PduLimits) -> str:
+    return (f"association time limit reached ({limits.association_time_limit:g} s, "
+            "association_time_limit)")
+
+
+def _recv_exact(raw: socket.socket, count: int, deadline: float, hard: float | None = None,
+                limits: PduLimits | None = None) -> bytearray:
+    """Receive ``count`` bytes by ``deadline`` (monotonic); fewer only if the peer closed.
+
+    ``hard`` is the association's time limit (monotonic), reported as such when it comes
+    first.
+    """
     data = bytearray()
     idle = raw.gettimeout()
+    if hard is not None and hard < deadline:
+        deadline = hard
+    else:
+        hard = None
     try:
         while len(data) < count:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                if hard is not None and limits is not None:
+                    raise PduRefusedError(_over_time(limits), _ABORT_NOT_SPECIFIED)
                 raise PduRefusedError(f"PDU not complete within its deadline ({len(data)} "
                                        f"of {count} bytes)", _ABORT_NOT_SPECIFIED)
             raw.settimeout(remaining if idle is None else min(remaining, idle))
             try:
                 chunk = raw.recv(min(count - len(data), 1 << 16))
             except TimeoutError as exc:
+                if hard is not None and limits is not None and time.monotonic() >= hard:
+                    raise PduRefusedError(_over_time(limits), _ABORT_NOT_SPECIFIED) from exc
                 what = ("not complete within its deadline" if time.monotonic() >= deadline
                         else "silent for the network timeout")
                 raise PduRefusedError(f"PDU {what} ({len(data)} of {count} bytes)",

@@ -45,10 +45,11 @@ from srservice.errors import (
     reason_for,
 )
 from srservice.listener.audit import AuditLog
+from srservice.listener.gate import ConnectionGate
 from srservice.listener.pduguard import PduLimits, guard_ae
 from srservice.listener.receive import partial_file, receive_into, received_file
 from srservice.listener.spool import Spool, StoredInstance
-from srservice.tlsconfig import server_context
+from srservice.tlsconfig import certificate_identity, describe_tls_error, server_context
 
 LOGGER = logging.getLogger(__name__)
 
@@ -68,14 +69,19 @@ TRANSFER_SYNTAXES: tuple[str, ...] = (
 # A-ASSOCIATE-RJ (result, source, reason), PS3.8 Table 9-21.
 _RJ_CALLING_AE = (0x01, 0x01, 0x03)
 _RJ_CALLED_AE = (0x01, 0x01, 0x07)
+_RJ_LOCAL_LIMIT = (0x02, 0x03, 0x02)
 
 # --- server with the TLS handshake off the accept loop -------------------------------------
 class SrServer(ThreadedAssociationServer):
-    """Association server whose TLS handshake runs in the per-connection thread."""
+    """Association server: connection admission, TLS handshake in the connection's thread."""
 
+    #: Listen backlog (socketserver's default is 5: a burst of connections would have their
+    #: SYNs dropped and wait for TCP retransmission, legitimate senders included).
+    request_queue_size = 256
     handshake_timeout: float = 30.0
     audit: AuditLog | None = None
     owns_audit: bool = False
+    gate: ConnectionGate | None = None
 
     def shutdown(self) -> None:
         """Stop accepting, wait for the associations to end, close the audit file we opened."""
@@ -95,8 +101,14 @@ class SrServer(ThreadedAssociationServer):
                                                   do_handshake_on_connect=False)
         return client, address
 
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Admit the connection unless too many have not associated yet (closed at once)."""
+        if self.gate is None:
+            return True
+        return self.gate.admit_connection(_key(client_address))
+
     def process_request_thread(self, request: Any, client_address: Any) -> None:
-        """Finish the TLS handshake (bounded by the ACSE timeout), then serve."""
+        """Finish the TLS handshake (bounded by ``unassociated_timeout``), then serve."""
         if isinstance(request, ssl.SSLSocket):
             try:
                 request.settimeout(self.handshake_timeout)
@@ -105,10 +117,22 @@ class SrServer(ThreadedAssociationServer):
             except OSError as exc:  # ssl.SSLError and socket.timeout are OSErrors
                 if self.audit is not None:
                     self.audit.event("association-rejected", peer_host=str(client_address[0]),
-                                     reason=f"TLS handshake failed: {type(exc).__name__}")
+                                     peer_port=int(client_address[1]),
+                                     reason=f"TLS handshake failed: {describe_tls_error(exc)}")
                 self.shutdown_request(request)
+                if self.gate is not None:
+                    self.gate.closed(_key(client_address))
                 return
+            if self.audit is not None:
+                identity = certificate_identity(request.getpeercert())
+                self.audit.event("tls-established", peer_host=str(client_address[0]),
+                                 peer_port=int(client_address[1]), version=request.version(),
+                                 cipher=(request.cipher() or ("",))[0], **identity)
         super().process_request_thread(request, client_address)
+
+
+def _key(address: Any) -> tuple[str, int]:
+    return str(address[0]), int(address[1])
 
 
 # --- handlers --------------------------------------------------------------------------------
@@ -128,6 +152,12 @@ def _peer(event: Event) -> tuple[str, str, str]:
     return calling.strip(), called.strip(), host
 
 
+def _assoc_key(assoc: Any) -> tuple[str, int]:
+    """(peer address, peer port) of an acceptor association: the gate's key."""
+    info = assoc.requestor.address_info
+    return str(info.address), int(info.port)
+
+
 def _shown_uid(value: object) -> str:
     text = str(value) if value is not None else ""
     return text if len(text) <= 80 else text[:77] + "..."
@@ -137,15 +167,17 @@ class Listener:
     """Event handlers of one listener; bound through ``evt_handlers``."""
 
     def __init__(self, settings: Settings, on_stored: OnStored, spool: Spool,
-                 audit: AuditLog) -> None:
+                 audit: AuditLog, gate: ConnectionGate | None = None) -> None:
         self.settings = settings
         self.on_stored = on_stored
         self.spool = spool
         self.audit = audit
+        self.gate = gate
 
     def handlers(self) -> list[Any]:
         """Return the ``evt_handlers`` list for :meth:`pynetdicom.AE.start_server`."""
         return [
+            (evt.EVT_CONN_OPEN, self.on_conn_open),
             (evt.EVT_REQUESTED, self.on_requested),
             (evt.EVT_ACCEPTED, self.on_accepted),
             (evt.EVT_REJECTED, self.on_rejected),
@@ -166,8 +198,25 @@ class Listener:
         # reach Sta1 before the association thread closes the socket.
         event.assoc.kill()
 
+    def on_conn_open(self, event: Event) -> None:
+        """Set the A-ASSOCIATE-RQ deadline; tell the gate which thread serves the connection.
+
+        The acceptor's ARTIM timer (PS3.8 Section 9.1.5, started on the transport connection
+        indication) runs for the association's ``acse_timeout``: an acceptor waits for no
+        other ACSE reply, so lowering it to ``unassociated_timeout`` bounds only the wait for
+        the A-ASSOCIATE-RQ (and for the peer closing after a release or abort).
+        """
+        event.assoc.acse_timeout = min(self.settings.acse_timeout,
+                                       self.settings.unassociated_timeout)
+        if self.gate is not None:
+            self.gate.attach(_assoc_key(event.assoc), event.assoc)
+
     def on_requested(self, event: Event) -> None:
-        """Check called AE title and calling AE allow-list (PS3.8 7.1.1.9)."""
+        """Check called AE, calling AE allow-list, TLS binding and the association limit.
+
+        PS3.8 7.1.1.9 / Table 9-21; the limit (2-3-2) counts only connections that sent an
+        A-ASSOCIATE-RQ.
+        """
         calling, called, host = _peer(event)
         self.audit.event("association-requested", calling_ae=calling, called_ae=called,
                          peer_host=host)
@@ -177,6 +226,19 @@ class Listener:
         peers = self.settings.allowed_calling_aes
         if peers and not any(p.allows(calling, host) for p in peers):
             self._reject(event, _RJ_CALLING_AE, "calling AE title/host not in allow-list")
+            return
+        bindings = self.settings.tls_ae_bindings
+        tls_socket = getattr(event.assoc.dul.socket, "socket", None)
+        if bindings and isinstance(tls_socket, ssl.SSLSocket):
+            identity = certificate_identity(tls_socket.getpeercert())
+            names = str(identity.get("identities", "")).split(",")
+            if not any(b.allows(calling, names) for b in bindings):
+                self._reject(event, _RJ_CALLING_AE,
+                             f"calling AE title not bound to the client certificate "
+                             f"(subject {identity.get('subject', '')!s})")
+                return
+        if self.gate is not None and not self.gate.admit_association(_assoc_key(event.assoc)):
+            self._reject(event, _RJ_LOCAL_LIMIT, "maximum associations reached")
 
     def on_rejected(self, event: Event) -> None:
         """Audit rejections made by pynetdicom itself (e.g. association limit)."""
@@ -210,7 +272,9 @@ class Listener:
         self.audit.event("association-aborted", calling_ae=calling, peer_host=host)
 
     def on_conn_close(self, event: Event) -> None:
-        """Delete a data set file left half-received by a dropped connection."""
+        """Delete a data set file left half-received by a dropped connection; audit the close."""
+        if self.gate is not None:
+            self.gate.closed(_assoc_key(event.assoc))
         partial = partial_file(event.assoc)
         if partial is not None:
             LOGGER.info("connection closed mid-transfer; discarding partial data set")
@@ -338,14 +402,28 @@ def start_scp(settings: Settings, on_stored: OnStored, *,
     ae = build_ae(settings)
     receive_into(ae, spool)
     guard_ae(ae, PduLimits(max_pdata=settings.max_pdu or None,
-                           acse_timeout=settings.acse_timeout,
-                           network_timeout=settings.network_timeout, audit=audit))
-    listener = Listener(settings, on_stored, spool, audit)
+                           acse_timeout=min(settings.acse_timeout,
+                                            settings.unassociated_timeout),
+                           network_timeout=settings.network_timeout,
+                           association_time_limit=settings.association_time_limit,
+                           audit=audit))
+    handshake_timeout = min(settings.acse_timeout, settings.unassociated_timeout)
+    gate = ConnectionGate(audit, max_unassociated=settings.max_unassociated_connections,
+                          max_unassociated_per_host=settings.max_unassociated_per_host,
+                          max_associations=settings.max_associations,
+                          handshake_timeout=handshake_timeout)
+    # pynetdicom counts every acceptor thread, associated or not, against its own limit;
+    # the gate counts the two kinds apart, so pynetdicom's check must only catch what slips
+    # between them (connections closing while new ones arrive).
+    ae.maximum_associations = (settings.max_associations
+                               + settings.max_unassociated_connections + 16)
+    listener = Listener(settings, on_stored, spool, audit, gate)
     server = ae.make_server((settings.host, settings.port), ssl_context=ssl_context,
                             evt_handlers=listener.handlers(), server_class=SrServer)
     assert isinstance(server, SrServer)
-    server.handshake_timeout = settings.acse_timeout
+    server.handshake_timeout = handshake_timeout
     server.audit = audit
+    server.gate = gate
     server.owns_audit = owns_audit
     # As AE.start_server(block=False) does, with our server class.
     stamp = datetime.now().strftime("%Y%m%d%H%M%S")
