@@ -19,6 +19,13 @@ Baseline/Lossless, JPEG-LS, JPEG 2000).
   from Frame Time (0018,1063, ms), the Frame Time Vector (0018,1065, mean increment) or Cine
   Rate (0018,0040, frames/s). Gated pullbacks (IVUS Acquisition GATED_PULLBACK, C.8.5.6.1.19):
   one frame per beat, frame spacing = IVUS Gated Rate (0018,3102) in mm/beat (C.8.5.6.1.21).
+- Bounded reading (:class:`srservice.dicomheader.ReadLimits`): the header before Pixel Data is
+  size- and element-checked by streaming before pydicom parses it; every compressed frame's
+  own header (JPEG SOF, JPEG-LS SOF55, JPEG 2000 SIZ, RLE segment table,
+  :mod:`srservice.codestreams`) is read and compared with Rows/Columns/Samples per Pixel before
+  any frame is decoded; frames are decoded one at a time, and a pullback whose decoded pixels
+  (8-bit result, 16-bit copy, one frame in flight) need more than the per-job memory budget
+  (``decode_memory_budget_mb``) is refused before decoding.
 - Missing spacing is not an error: None plus a note, or the caller's site default plus a note.
 - Everything else that cannot be used raises :class:`InvalidDicomError` with one clear line.
 """
@@ -34,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.utils import iter_pixels
@@ -41,12 +49,13 @@ from pydicom.uid import UID
 
 from srservice import sopclasses
 from srservice.analysis.types import Pullback
+from srservice.codestreams import check_frame
+from srservice.dicomheader import ReadLimits, check_file_header
 from srservice.errors import InvalidDicomError
 
 #: Sanity limits against absurd headers.
 MAX_FRAMES = 20000
 MAX_DIMENSION = 4096
-MAX_DECODED_BYTES = 6 * 1024**3
 #: Plausible pixel and frame spacings (mm).
 PIXEL_SPACING_RANGE = (0.001, 1.0)
 FRAME_SPACING_RANGE = (0.001, 5.0)
@@ -94,7 +103,8 @@ def _parse_all(ds: Dataset) -> None:
                     _parse_all(item)
 
 
-def _read(source: str | os.PathLike[str] | Dataset) -> tuple[Dataset, Path | None]:
+def _read(source: str | os.PathLike[str] | Dataset,
+          limits: ReadLimits) -> tuple[Dataset, Path | None]:
     if isinstance(source, Dataset):
         try:
             _parse_all(source)
@@ -107,6 +117,13 @@ def _read(source: str | os.PathLike[str] | Dataset) -> tuple[Dataset, Path | Non
     path = Path(source)
     if not path.is_file():
         raise _fail(f"not a file: {path.name}")
+    try:
+        with path.open("rb") as fh:
+            check_file_header(fh, limits)
+    except InvalidDicomError:
+        raise
+    except OSError as exc:
+        raise _fail(f"cannot read {path.name}: {exc.strerror or exc}") from exc
     try:
         ds = pydicom.dcmread(path, defer_size=1024 * 1024)
         _parse_all(ds)
@@ -138,7 +155,22 @@ def _float(value: object) -> float | None:
     return f if np.isfinite(f) else None
 
 
-def _check_geometry(ds: Dataset, ts: UID, path: Path | None) -> tuple[int, int, int, int, int]:
+def decode_memory_needed(frames: int, rows: int, cols: int, spp: int, bits: int) -> int:
+    """Bytes of decoded pixels a pullback needs at the peak of :func:`load_pullback`.
+
+    The 8-bit grey result (frames x rows x cols), the 16-bit copy kept for range scaling when
+    Bits Allocated is 16 and Samples per Pixel 1, and one frame in flight: the decoder's
+    output, its RGB conversion and a float64 grey frame.
+    """
+    pixels = frames * rows * cols
+    result = pixels
+    wide = 2 * pixels if bits == 16 and spp == 1 else 0
+    in_flight = rows * cols * (2 * spp * (bits // 8) + 4 * spp + 8)
+    return result + wide + in_flight
+
+
+def _check_geometry(ds: Dataset, ts: UID, path: Path | None,
+                    limits: ReadLimits) -> tuple[int, int, int, int, int]:
     """Validate the pixel description; return (frames, rows, cols, samples, bits)."""
     if "PixelData" not in ds:
         raise _fail("no Pixel Data (7FE0,0010)")
@@ -155,8 +187,11 @@ def _check_geometry(ds: Dataset, ts: UID, path: Path | None) -> tuple[int, int, 
             f"unsupported Samples per Pixel {spp} / Bits Allocated {bits} (1 or 3 / 8 or 16)"
         )
     expected = rows * cols * spp * frames * bits // 8
-    if expected > MAX_DECODED_BYTES:
-        raise _fail(f"decoded size {expected} bytes exceeds the limit {MAX_DECODED_BYTES}")
+    needed = decode_memory_needed(frames, rows, cols, spp, bits)
+    if needed > limits.decode_memory_budget:
+        raise _fail(f"decoding {frames} frames of {rows} x {cols} x {spp} needs "
+                    f"{needed // 2**20} MiB, more than the per-job budget of "
+                    f"{limits.decode_memory_budget // 2**20} MiB (decode_memory_budget_mb)")
     if not ts.is_compressed:
         elem = ds.get_item("PixelData", keep_deferred=True)
         length = int(getattr(elem, "length", 0) or 0) if elem is not None else 0
@@ -249,6 +284,53 @@ def _decoder_choice(ds: Dataset) -> str:
     return next((name for name in _PLUGIN_PREFERENCE if name in available), "")
 
 
+def _check_frame_headers(ds: Dataset, path: Path | None, ts: UID, frames: int, rows: int,
+                         cols: int, spp: int, bits: int) -> None:
+    """Read every encapsulated frame's own header before anything is decoded.
+
+    One frame's compressed bytes are in memory at a time (read from the file when Pixel Data
+    was deferred). Raises :class:`InvalidDicomError` naming the frame and the header field.
+    """
+    if not ts.is_encapsulated:
+        return
+    elem = ds.get_item("PixelData", keep_deferred=True)
+    if elem is None:
+        return
+    value = getattr(elem, "value", None)
+    tell = getattr(elem, "value_tell", None)
+    n = 0
+
+    def check_all(buffer: object) -> int:
+        count = 0
+        for count, data in enumerate(
+                generate_frames(buffer, number_of_frames=frames), start=1):  # type: ignore[arg-type]
+            if count > frames:
+                break
+            try:
+                check_frame(str(ts), data, count, rows=rows, columns=cols, samples=spp,
+                            bits_allocated=bits)
+            except InvalidDicomError as exc:
+                raise _fail(f"cannot decode Pixel Data ({ts.name}): {exc}") from exc
+        return count
+
+    try:
+        if value is not None:
+            n = check_all(value)
+        elif path is not None and tell is not None:
+            with path.open("rb") as fh:
+                fh.seek(tell)
+                n = check_all(fh)
+        else:
+            return
+    except InvalidDicomError:
+        raise
+    except Exception as exc:  # malformed items / offset tables
+        raise _fail(f"encapsulated Pixel Data cannot be split into frames: "
+                    f"{_first_line(exc)}") from exc
+    if n < frames:
+        raise _fail(f"encapsulated Pixel Data holds {n} frames, Number of Frames says {frames}")
+
+
 def _decode(
     ds: Dataset, path: Path | None, frames: int, rows: int, cols: int, spp: int, bits: int,
     notes: list[str],
@@ -265,6 +347,9 @@ def _decode(
     if bits == 16 and spp == 1:  # keep the raw values: scaling needs the whole range
         wide = np.empty((frames, rows, cols), dtype=np.uint16)
     src: str | Dataset = str(path) if path is not None else ds
+    ts_uid = UID(str(ds.file_meta.get("TransferSyntaxUID", ""))) if hasattr(ds, "file_meta") \
+        else UID("")
+    _check_frame_headers(ds, path, ts_uid, frames, rows, cols, spp, bits)
     n = 0
     try:
         frame_iter = _native_frames(ds, path, frames, rows, cols, spp, bits)
@@ -424,6 +509,7 @@ def load_pullback(
     *,
     default_pixel_spacing_mm: float | None = None,
     default_frame_spacing_mm: float | None = None,
+    limits: ReadLimits | None = None,
 ) -> LoadedPullback:
     """Load an IVUS pullback (see the module docstring for the rules).
 
@@ -433,6 +519,8 @@ def load_pullback(
         A DICOM file or an already-read dataset (with file meta).
     default_pixel_spacing_mm, default_frame_spacing_mm : float or None
         Site defaults used (with a note) when the header lacks the information.
+    limits : ReadLimits, optional
+        Header and decode memory limits (default: those of the default settings).
 
     Raises
     ------
@@ -441,7 +529,8 @@ def load_pullback(
         or a SOP class other than Ultrasound (Multi-frame) Image Storage.
     """
     try:
-        return _load(source, default_pixel_spacing_mm, default_frame_spacing_mm)
+        return _load(source, default_pixel_spacing_mm, default_frame_spacing_mm,
+                     limits or ReadLimits.defaults())
     except (InvalidDicomError, MemoryError):
         raise
     except Exception as exc:  # a value of an unexpected type deep in a malformed header
@@ -452,8 +541,9 @@ def _load(
     source: str | os.PathLike[str] | Dataset,
     default_pixel_spacing_mm: float | None,
     default_frame_spacing_mm: float | None,
+    limits: ReadLimits,
 ) -> LoadedPullback:
-    ds, path = _read(source)
+    ds, path = _read(source, limits)
     notes: list[str] = []
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class not in sopclasses.ANALYSED:
@@ -473,7 +563,7 @@ def _load(
     ts = UID(ts_str)
     if not ts.is_transfer_syntax:
         raise _fail(f"unknown Transfer Syntax UID {ts_str}")
-    frames, rows, cols, spp, bits = _check_geometry(ds, ts, path)
+    frames, rows, cols, spp, bits = _check_geometry(ds, ts, path, limits)
     pixels = _decode(ds, path, frames, rows, cols, spp, bits, notes)
     spacing, center = _pixel_spacing(ds, rows, cols, default_pixel_spacing_mm, notes)
     fspacing = _frame_spacing(ds, default_frame_spacing_mm, notes)
@@ -511,7 +601,8 @@ def _order(loaded: LoadedPullback) -> tuple[int, str]:
 
 def load_series(paths: Sequence[str | os.PathLike[str]], *,
                 default_pixel_spacing_mm: float | None = None,
-                default_frame_spacing_mm: float | None = None) -> LoadedPullback:
+                default_frame_spacing_mm: float | None = None,
+                limits: ReadLimits | None = None) -> LoadedPullback:
     """Load single-frame instances of one series as one pullback.
 
     Parameters
@@ -520,6 +611,8 @@ def load_series(paths: Sequence[str | os.PathLike[str]], *,
         The instances (any order).
     default_pixel_spacing_mm, default_frame_spacing_mm : float or None
         Site defaults, as for :func:`srservice.dicomio.load_pullback`.
+    limits : ReadLimits, optional
+        As for :func:`srservice.dicomio.load_pullback` (the budget applies to each instance).
 
     Returns
     -------
@@ -537,7 +630,8 @@ def load_series(paths: Sequence[str | os.PathLike[str]], *,
     if not paths:
         raise InvalidDicomError("series has no instances to analyse")
     parts = sorted((load_pullback(p, default_pixel_spacing_mm=default_pixel_spacing_mm,
-                                  default_frame_spacing_mm=default_frame_spacing_mm)
+                                  default_frame_spacing_mm=default_frame_spacing_mm,
+                                  limits=limits)
                     for p in paths), key=_order)
     if len(parts) == 1:
         return parts[0]

@@ -45,6 +45,16 @@ class InvalidDicomError(SrServiceError):
     dimse_status = 0xC210
 
 
+class HeaderTooLargeError(InvalidDicomError):
+    """The data set header (before Pixel Data) has more bytes or elements than allowed.
+
+    Status 0xC210 ("Cannot understand"), not 0xA700: the object will never fit, so a sender
+    must not retry it (PS3.4 Table B.2-1; 0xA7xx invites a retry later).
+    """
+
+    dimse_status = 0xC210
+
+
 class InvalidUIDError(InvalidDicomError):
     """A UID is not a valid DICOM UID (PS3.5 Section 9.1); it never touches a path."""
 

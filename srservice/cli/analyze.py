@@ -68,13 +68,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         For unusable input (one line on stderr via ``srservice.cli``).
     """
     from srservice.analysis.pipeline import analyze_pullback
+    from srservice.dicomheader import ReadLimits
     from srservice.dicomio import load_pullback
     from srservice.reporting.outputs import produce_outputs, write_outputs
     from srservice.reporting.summary import summary_of
 
     loaded = load_pullback(args.input,
                            default_pixel_spacing_mm=settings.default_pixel_spacing_mm,
-                           default_frame_spacing_mm=settings.default_frame_spacing_mm)
+                           default_frame_spacing_mm=settings.default_frame_spacing_mm,
+                           limits=ReadLimits.from_settings(settings))
     analysis = analyze_pullback(loaded.pullback)
     if args.out is not None:
         outputs = produce_outputs(loaded, analysis)

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 
 from srservice.config import Settings
+from srservice.dicomheader import ReadLimits
 from srservice.dicomio import LoadedPullback, load_pullback, load_series
 from srservice.errors import Outcome, TransientError, outcome_for, reason_for
 from srservice.jobs.dispatch import Enqueuer, enqueue_deliveries
@@ -70,12 +71,14 @@ def load_job_input(settings: Settings, job: JobView, inputs: list[InstanceView])
     if job.kind == JobKind.SERIES:
         return load_series([Path(i.path) for i in inputs],
                            default_pixel_spacing_mm=settings.default_pixel_spacing_mm,
-                           default_frame_spacing_mm=settings.default_frame_spacing_mm)
+                           default_frame_spacing_mm=settings.default_frame_spacing_mm,
+                         limits=ReadLimits.from_settings(settings))
     if not inputs:
         raise FileNotFoundError(f"job {job.id} has no input instance")
     return load_pullback(inputs[0].path,
                          default_pixel_spacing_mm=settings.default_pixel_spacing_mm,
-                         default_frame_spacing_mm=settings.default_frame_spacing_mm)
+                         default_frame_spacing_mm=settings.default_frame_spacing_mm,
+                         limits=ReadLimits.from_settings(settings))
 
 
 def _analyze_and_write(settings: Settings, store: JobStore, job: JobView) -> ReportRecord:

@@ -5,6 +5,9 @@
   leading zero; the whole string is at most 64 characters ("UID Encoding Rules"). Anything
   else (``/``, ``..``, letters, spaces, NUL, a trailing pad byte that survived decoding) is
   refused with :class:`~srservice.errors.InvalidUIDError`.
+- **A bounded header** (:func:`check_received`, :func:`srservice.dicomheader.scan_header`):
+  at most ``max_header_bytes`` bytes and ``max_header_elements`` elements before Pixel Data,
+  checked by streaming over the file before pydicom builds anything; else 0xC210.
 - **A readable header** (:func:`check_received`): the Part 10 file pynetdicom wrote while
   receiving has a File Meta Information group length (PS3.10 7.1), its header decodes with no
   element shorter than declared, its Pixel Data does not run past the end, its SOP Instance
@@ -24,6 +27,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from srservice.dicomheader import ReadLimits, scan_header
 from srservice.errors import (
     DataSetMismatchError,
     InstanceMismatchError,
@@ -171,7 +175,8 @@ class _StrictReader:
 
 
 def check_received(path: Path, *, sop_class_uid: str, sop_instance_uid: str,
-                   transfer_syntax_uid: str) -> tuple[ReceivedHeader, int]:
+                   transfer_syntax_uid: str,
+                   limits: ReadLimits | None = None) -> tuple[ReceivedHeader, int]:
     """Parse and check the header of a received Part 10 file without loading pixel data.
 
     Parameters
@@ -182,6 +187,8 @@ def check_received(path: Path, *, sop_class_uid: str, sop_instance_uid: str,
         Affected SOP Class / Instance UID of the C-STORE request (already validated).
     transfer_syntax_uid : str
         Transfer syntax of the presentation context.
+    limits : ReadLimits, optional
+        Header size limits (default: those of the default settings).
 
     Returns
     -------
@@ -190,6 +197,8 @@ def check_received(path: Path, *, sop_class_uid: str, sop_instance_uid: str,
 
     Raises
     ------
+    HeaderTooLargeError
+        More header bytes or elements than ``limits`` (0xC210).
     InvalidDicomError
         Undecodable header (0xC210), truncated pixel data (0xC210).
     InvalidUIDError
@@ -200,6 +209,8 @@ def check_received(path: Path, *, sop_class_uid: str, sop_instance_uid: str,
     with path.open("rb") as fh:
         offset = _part10_dataset_offset(fh)
         end = os.fstat(fh.fileno()).st_size
+        fh.seek(offset)
+        scan_header(fh, transfer_syntax_uid, limits or ReadLimits.defaults())
         fh.seek(0)
         try:
             ds: Dataset = dcmread(_StrictReader(fh),

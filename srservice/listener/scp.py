@@ -37,6 +37,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from srservice import sopclasses
 from srservice.config import Settings
+from srservice.dicomheader import ReadLimits
 from srservice.errors import (
     OutOfResourcesError,
     SrServiceError,
@@ -394,7 +395,8 @@ def start_scp(settings: Settings, on_stored: OnStored, *,
     (:func:`srservice.listener.receive.receive_into`) and hooks the DUL's PDU read
     (:func:`srservice.listener.pduguard.guard_ae`, only for this AE).
     """
-    spool = Spool(settings.spool_dir, settings.min_free_disk_mb)
+    spool = Spool(settings.spool_dir, settings.min_free_disk_mb,
+                  ReadLimits.from_settings(settings))
     spool.prepare()
     owns_audit = audit is None
     audit = audit if audit is not None else AuditLog.for_settings(settings)

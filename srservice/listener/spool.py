@@ -36,6 +36,7 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
 from srservice import __version__
+from srservice.dicomheader import ReadLimits
 from srservice.durable import fsync_dir, fsync_file
 from srservice.errors import OutOfResourcesError
 from srservice.listener.checks import check_received, validate_uid
@@ -86,10 +87,14 @@ class Spool:
         Spool directory (``settings.spool_dir``).
     min_free_disk_mb : int
         Free-space watermark; below it :meth:`check_free_space` raises (status 0xA700).
+    limits : ReadLimits, optional
+        Header limits of :func:`srservice.listener.checks.check_received`.
     """
 
-    def __init__(self, root: Path, min_free_disk_mb: int) -> None:
+    def __init__(self, root: Path, min_free_disk_mb: int,
+                 limits: ReadLimits | None = None) -> None:
         self.root = root
+        self.limits = limits or ReadLimits.defaults()
         self.min_free_bytes = int(min_free_disk_mb) * 1024 * 1024
         self.tmp_dir = root / "tmp"
         self.incoming_dir = root / "incoming"
@@ -159,7 +164,8 @@ class Spool:
         self.check_free_space()
         header, offset = check_received(received, sop_class_uid=sop_class_uid,
                                      sop_instance_uid=sop_instance_uid,
-                                     transfer_syntax_uid=transfer_syntax_uid)
+                                     transfer_syntax_uid=transfer_syntax_uid,
+                                     limits=self.limits)
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = UID(sop_class_uid)
         meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
