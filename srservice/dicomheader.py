@@ -307,10 +307,13 @@ def scan_header(fh: IO[bytes], transfer_syntax: str, limits: ReadLimits) -> Head
     HeaderTooLargeError
         More bytes or elements than the limits (status 0xC210).
     InvalidDicomError
-        Nesting deeper than :data:`MAX_DEPTH`, an item where none may be, or a corrupt
-        deflate stream.
+        An unknown transfer syntax, nesting deeper than :data:`MAX_DEPTH`, an item where none
+        may be, or a corrupt deflate stream.
     """
     ts = UID(transfer_syntax)
+    if not ts.is_transfer_syntax:
+        shown = transfer_syntax if len(transfer_syntax) <= 64 else transfer_syntax[:61] + "..."
+        raise InvalidDicomError(f"unknown Transfer Syntax UID {shown!r}")
     stream = _Stream(fh, deflated=ts.is_deflated)
     walker = _Walker(stream, ts.is_little_endian, ts.is_implicit_VR, limits, True)
     try:
