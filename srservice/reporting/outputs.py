@@ -37,6 +37,7 @@ from srservice.durable import atomic_write
 from srservice.reporting.pdf import build_pdf_dataset, page_header, render_pdf
 from srservice.reporting.sr import build_sr, statements
 from srservice.reporting.summary import build_summary
+from srservice.reporting.text import sanitised_header
 from srservice.scoring import score_pullback
 
 #: File names of the outputs, the same in every directory they are written to.
@@ -101,8 +102,9 @@ def produce_outputs(loaded: LoadedPullback, analysis: PullbackAnalysis,
     scores = list(score_pullback(analysis).segments)
     params = (dict(parameters) if parameters is not None
               else AnalysisParameters().as_dict())
-    header = loaded.header
-    frame_headers = _frame_headers(loaded)
+    # Received text enters the reports here only: decoded, cleaned, capped, UTF-8.
+    header, *frame_headers = [sanitised_header(h)
+                              for h in (loaded.header, *_frame_headers(loaded))]
     sr = build_sr(header, analysis, scores, params, revision=revision,
                   frame_headers=frame_headers)
     texts = statements(analysis, scores)

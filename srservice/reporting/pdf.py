@@ -19,12 +19,15 @@ the dataset is built with pydicom. UIDs come from :mod:`srservice.reporting.uids
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import textwrap
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib import font_manager
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -59,6 +62,52 @@ TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDat
          "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
 
 
+#: Fonts of the page, in fallback order: matplotlib's own DejaVu (Latin, Greek, Cyrillic), then
+#: Noto Sans CJK (Debian fonts-noto-cjk, installed by scripts/install-system-deps.sh) for
+#: Japanese, Korean and Chinese. Fonts that are not installed are left out.
+SANS_FONTS = ("DejaVu Sans", "Noto Sans CJK JP")
+MONO_FONTS = ("DejaVu Sans Mono", "Noto Sans Mono CJK JP")
+
+
+@functools.cache
+def font_families(mono: bool = False) -> tuple[str, ...]:
+    """Return the installed fonts of :data:`SANS_FONTS` (:data:`MONO_FONTS`), in order."""
+    installed = {entry.name for entry in font_manager.fontManager.ttflist}
+    return tuple(f for f in (MONO_FONTS if mono else SANS_FONTS) if f in installed)
+
+
+@functools.cache
+def _covered(mono: bool = False) -> frozenset[int]:
+    """Code points the page fonts can draw."""
+    points: set[int] = set()
+    for family in font_families(mono):
+        path = font_manager.findfont(font_manager.FontProperties(family=family),
+                                     fallback_to_default=False)
+        points.update(font_manager.get_font(path).get_charmap())
+    return frozenset(points)
+
+
+def drawable(text: str, mono: bool = True) -> bool:
+    """Return True when every character of ``text`` has a glyph in the page fonts."""
+    covered = _covered(mono)
+    return all(ord(ch) in covered or ch.isspace() for ch in text)
+
+
+def display_name(value: object, mono: bool = True) -> str:
+    """Return a person name (PS3.5 6.2.1) as the page shows it.
+
+    Every component group the fonts can draw (alphabetic, ideographic, phonetic), joined by
+    ``" = "``; without a font for the ideographic script the romanised (alphabetic) group
+    alone; characters no font has become ``?`` as a last resort.
+    """
+    groups = [g.replace("^", " ").strip() for g in str(value or "").split("=")]
+    shown = [g for g in groups if g and drawable(g, mono)]
+    if shown:
+        return " = ".join(shown)
+    first = next((g for g in groups if g), "")
+    return "".join(ch if drawable(ch, mono) else "?" for ch in first) or "-"
+
+
 @dataclass(frozen=True)
 class PageHeader:
     """What the header says (all already formatted strings)."""
@@ -74,7 +123,7 @@ def _date(value: object) -> str:
 
 def page_header(header: Dataset) -> PageHeader:
     """Patient / study lines of the PDF page, from the source dataset."""
-    name = str(header.get("PatientName", "") or "-").replace("^", " ").strip()
+    name = display_name(header.get("PatientName"))
     lines = (
         f"Patient: {name}   ID: {header.get('PatientID', '') or '-'}   "
         f"Born: {_date(header.get('PatientBirthDate'))}   "
@@ -109,8 +158,8 @@ def render_pdf(header: PageHeader, analysis: PullbackAnalysis,
     """
     fig = Figure(figsize=A4)
     fig.text(0.05, 0.965, header.title, fontsize=13, weight="bold", va="top")
-    fig.text(0.05, 0.94, "\n".join(header.lines), fontsize=7.5, va="top", family="monospace",
-             linespacing=1.35)
+    fig.text(0.05, 0.94, "\n".join(header.lines), fontsize=7.5, va="top",
+             family=list(font_families(mono=True)), linespacing=1.35)
     n_rows = max(1, sum(len(s.components) + 1 for s in scores))
     table_h = 0.0165 * (min(n_rows, 16) + 1)
     top = 0.875
@@ -152,7 +201,11 @@ def render_pdf(header: PageHeader, analysis: PullbackAnalysis,
                          analysis.pixel_spacing_mm, title)
     buf = io.BytesIO()
     with PdfPages(buf, metadata={"CreationDate": None, "Producer": "srservice",
-                                 "Creator": "srservice", "Title": header.title}) as pdf:
+                                 "Creator": "srservice", "Title": header.title}) as pdf,\
+            warnings.catch_warnings():
+        # A missing glyph is reported with the character's name: that could spell out a
+        # patient's name in a log. The header lines use only drawable text (display_name).
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         pdf.savefig(fig)
     return buf.getvalue()
 
