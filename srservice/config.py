@@ -9,8 +9,10 @@ Every setting is documented here; ``srservice --help`` and ``docs/configuration.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -343,3 +345,24 @@ def load_settings(**overrides: Any) -> Settings:
         loc = "_".join(str(p) for p in err["loc"] if not isinstance(p, int)) or "settings"
         msg = err["msg"].removeprefix("Value error, ")
         raise ConfigError(f"SRSERVICE_{loc.upper()}: {msg}") from None
+
+
+#: Format of every log line of the service processes.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """Set up logging for a service process (``srservice``, the Celery workers).
+
+    pydicom and highdicom quote the offending value when they warn about one (an invalid
+    date, a person name without ``^``); such a value can be a patient's name, ID or birth
+    date, which no log line may hold. Their loggers are therefore raised to ERROR and their
+    ``UserWarning``s ignored; the values themselves are cleaned where they enter the reports
+    (:func:`srservice.reporting.text.sanitised_header`).
+    """
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    for name in ("pydicom", "highdicom"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(pydicom|highdicom)(\.|$)")
+    warnings.filterwarnings("ignore", message=r"The string .* is unlikely to represent")
+    warnings.filterwarnings("ignore", message=r"Invalid value for VR")

@@ -11,13 +11,12 @@ given settings (tests, embedded use).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from celery import Celery
 from celery.signals import setup_logging
 
-from srservice.config import Settings
+from srservice.config import Settings, configure_logging
 from srservice.jobs.dispatch import celery_config
 from workers import tasks
 
@@ -40,8 +39,7 @@ def _configure_from_environment(sender: Celery, **_: Any) -> None:
 
 def _setup_logging(**_: Any) -> None:
     """Log as ``srservice`` does (Celery skips its own logging setup when this is connected)."""
-    logging.basicConfig(level=tasks.current_settings().log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(tasks.current_settings().log_level)
 
 
 setup_logging.connect(_setup_logging)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
 from srservice import __version__
-from srservice.config import load_settings
+from srservice.config import configure_logging, load_settings
 from srservice.errors import SrServiceError, reason_for
 
 #: Modules that register sub-commands, in the order they appear in ``--help``.
@@ -47,8 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(data_dir=args.data_dir, log_level=args.log_level)
-        logging.basicConfig(level=settings.log_level,
-                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        configure_logging(settings.log_level)
         status: int = args.func(args, settings)
     except SrServiceError as exc:
         print(f"srservice: error: {reason_for(exc)}", file=sys.stderr)
