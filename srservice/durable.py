@@ -57,3 +57,17 @@ def atomic_write(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+#: File mode creation mask of the service processes: what they create (spool instances, the
+#: job store, audit.log, outputs, the outbox) is 0640 for files and 0750 for directories,
+#: never readable by other local users, since it holds patient data.
+PRIVATE_UMASK = 0o027
+
+
+def restrict_new_files() -> int:
+    """Set :data:`PRIVATE_UMASK` for this process and its children; return the previous mask.
+
+    Called first by ``srservice serve`` and ``srservice worker`` (``umask(2)``).
+    """
+    return os.umask(PRIVATE_UMASK)

@@ -123,6 +123,22 @@ class TransientError(SrServiceError):
     outcome = Outcome.RETRY
 
 
+class JobStoreDamagedError(SrServiceError):
+    """The job store itself is damaged (not busy, locked or unreachable).
+
+    SQLite ``PRAGMA quick_check`` finds errors, the file is not a database ("database disk
+    image is malformed", "file is not a database"), or a table is missing.
+
+    Not transient: waiting does not repair it. ``srservice serve`` and ``srservice worker``
+    refuse to start with this one-line reason; a running ``serve`` answers the C-STORE at hand
+    0xA700 (the instance stays in the spool) and then stops, so senders meet a closed port
+    and the operator the reason, instead of 0xA700 forever.
+    """
+
+    dimse_status = 0xA700
+    outcome = Outcome.RETRY
+
+
 class DeliveryError(TransientError):
     """A destination refused or could not be reached; retried with backoff until the deadline."""
 

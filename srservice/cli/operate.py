@@ -1,4 +1,4 @@
-"""Operator commands: ``echo`` a destination, list ``jobs``, ``retry`` a failed or dead job.
+"""Operator commands: ``echo``, ``jobs``, ``check`` (readiness) and ``retry``.
 
 Each sub-command registers itself in :func:`add_parser` and runs as ``func(args, settings)``
 (see :mod:`srservice.cli.main`).
@@ -13,6 +13,7 @@ from typing import Any
 
 from srservice.cli.args import positive_int
 from srservice.config import Settings
+from srservice.errors import JobStoreDamagedError
 from srservice.jobs.models import DeliveryState, JobState
 from srservice.jobs.views import JobView
 
@@ -39,10 +40,16 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     from srservice.jobs.store import JobStore
 
     store = JobStore(settings.effective_database_url)
+    damaged: JobStoreDamagedError | None = None
+    try:
+        store.check_integrity()
+    except JobStoreDamagedError as exc:
+        damaged = exc
+        print(f"srservice: warning: {exc}; the jobs listed may be incomplete", file=sys.stderr)
     jobs = store.list_jobs(state=args.state, limit=args.limit)
     if args.json:
         print(json.dumps([j.as_dict() for j in jobs], indent=2))
-        return 0
+        return 1 if damaged else 0
     if args.backfill:
         from srservice.backfill.progress import progress_text
 
@@ -58,6 +65,23 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
         reason = j.reason or (j.result if j.assessable is False else "") or ""
         print(f"{j.id:>6} {j.state:<10} {j.kind:<8} {j.attempts:>3} {score:>5} "
               f"{_delivery_text(j):<14} {j.updated_at:%Y-%m-%d %H:%M:%S} {reason}")
+    return 1 if damaged else 0
+
+
+def cmd_check(_args: argparse.Namespace, settings: Settings) -> int:
+    """Readiness check: the job store opens and is sound (SQLite ``PRAGMA quick_check``).
+
+    Prints ``ready`` and exits 0, or exits 2 with the one-line reason (:mod:`srservice.cli.main`
+    prints it): a damaged store, an unreachable database, an invalid setting.
+    """
+    from srservice.jobs.store import JobStore
+
+    store = JobStore(settings.effective_database_url)
+    try:
+        store.check_integrity()
+    finally:
+        store.dispose()
+    print("ready: job store sound")
     return 0
 
 
@@ -84,7 +108,7 @@ def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    """Register ``echo``, ``jobs`` and ``retry``."""
+    """Register ``echo``, ``jobs``, ``check`` and ``retry``."""
     p = sub.add_parser("echo", help="C-ECHO a DICOM destination",
                        description="Send a C-ECHO to DEST and print the status.")
     p.add_argument("dest", metavar="DEST", help="AE@host:port[+tls]")
@@ -98,6 +122,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--no-backfill", dest="backfill", action="store_false",
                    help="do not show the progress of backfill runs above the table")
     p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser("check", help="readiness check: the job store is sound",
+                       description="Open the job store and check it (SQLite: PRAGMA "
+                       "quick_check). Exit 0 when ready, 2 with the reason otherwise.")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("retry", help="re-queue a failed or dead job",
                        description="Re-queue a failed or dead job: a job with a report only "

@@ -16,11 +16,16 @@ import sys
 import threading
 import time
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from srservice.cli.args import positive_int
 from srservice.config import Settings
+from srservice.durable import restrict_new_files
+from srservice.errors import JobStoreDamagedError, TransientError
 from srservice.jobs.dispatch import QUEUE
+
+if TYPE_CHECKING:
+    from srservice.listener.spool import StoredInstance
 
 LOGGER = logging.getLogger(__name__)
 
@@ -76,13 +81,27 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from srservice.jobs.sweeper import Sweeper
     from srservice.listener.scp import start_scp
 
+    restrict_new_files()  # before the job store, spool or audit.log is created
     updates = {k: v for k, v in (("port", args.port), ("host", args.host)) if v is not None}
     if updates:
         settings = settings.model_copy(update=updates)
     store = JobStore(settings.effective_database_url)
+    store.check_integrity()  # a damaged store refuses to start, with the reason
     dispatcher = Dispatcher(settings)
     pool = WorkerPool(settings) if settings.embedded_worker and not args.no_worker else None
     stop = threading.Event()
+    damaged: list[JobStoreDamagedError] = []
+    record = make_on_stored(settings, store, dispatcher)
+
+    def on_stored(stored: StoredInstance) -> None:
+        try:
+            record(stored)
+        except JobStoreDamagedError as exc:
+            # this C-STORE gets 0xA700 (the instance stays in the spool); then serve stops
+            LOGGER.error("%s: stopping", exc)
+            damaged.append(exc)
+            stop.set()
+            raise
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         LOGGER.info("signal %s: shutting down", signum)
@@ -90,7 +109,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    server = start_scp(settings, make_on_stored(settings, store, dispatcher))
+    server = start_scp(settings, on_stored)
     sweeper = Sweeper(settings, store, dispatcher)
     try:
         if pool is not None:
@@ -110,6 +129,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             pool.stop()
         store.dispose()
         LOGGER.info("stopped")
+    if damaged:
+        raise damaged[0]
     return 0
 
 
@@ -135,6 +156,17 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     with Celery's own command line in this process (``exec``: same pid, same signals), so
     :mod:`srservice` never imports ``workers``.
     """
+    from srservice.jobs.store import JobStore
+
+    restrict_new_files()  # kept across exec: outputs and the outbox are 0640
+    try:
+        store = JobStore(settings.effective_database_url)
+        try:
+            store.check_integrity()  # a damaged store refuses to start, with the reason
+        finally:
+            store.dispose()
+    except TransientError as exc:  # e.g. PostgreSQL still starting: the tasks retry
+        LOGGER.warning("job store not checked at start: %s", exc)
     os.execvpe(sys.executable, worker_command(settings, args.concurrency),
                worker_environment(settings))
 

@@ -4,7 +4,12 @@ SQLite (the embedded default) is opened in WAL mode with a busy timeout, and eve
 starts with ``BEGIN IMMEDIATE`` (the SQLAlchemy pysqlite recipe) so that two processes never
 deadlock upgrading a read lock to a write lock. PostgreSQL connections are pre-pinged so a
 restarted server is reconnected transparently. Connection-level failures of either become
-:class:`srservice.errors.TransientError` (C-STORE status 0xA700, task retried).
+:class:`srservice.errors.TransientError` (C-STORE status 0xA700, task retried); for SQLite only
+the result codes that pass with time do (busy, locked, full, I/O error, cannot open;
+https://www.sqlite.org/rescode.html). A damaged store (corrupt or not a database, a missing
+table, a read-only file) is :class:`srservice.errors.JobStoreDamagedError`: waiting does not
+repair it. :func:`check_integrity` runs ``PRAGMA quick_check`` (SQLite) at start-up and in
+``srservice check``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
+    DBAPIError,
     DisconnectionError,
     IntegrityError,
     InterfaceError,
@@ -29,7 +35,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
-from srservice.errors import ConfigError, TransientError, reason_for
+from srservice.errors import ConfigError, JobStoreDamagedError, TransientError, reason_for
 from srservice.jobs.models import Base
 
 LOGGER = logging.getLogger(__name__)
@@ -40,6 +46,76 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 #: Failures of the connection (not of our SQL): the database is down, restarting or locked.
 _TRANSIENT = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
+
+
+#: SQLite primary result codes that pass with time (https://www.sqlite.org/rescode.html):
+#: BUSY, LOCKED, IOERR, CANTOPEN, FULL.
+SQLITE_TRANSIENT_CODES = frozenset({5, 6, 10, 13, 14})
+#: How many lines of ``PRAGMA quick_check`` output a damaged-store reason quotes.
+QUICK_CHECK_LINES = 1
+
+
+def store_failure(exc: SQLAlchemyError) -> SQLAlchemyError | TransientError | JobStoreDamagedError:
+    """Classify a database error: transient (retry), damaged store, or ``exc`` itself.
+
+    Parameters
+    ----------
+    exc : sqlalchemy.exc.SQLAlchemyError
+        What a statement or a connection raised.
+
+    Returns
+    -------
+    TransientError, JobStoreDamagedError or SQLAlchemyError
+        :class:`TransientError` for connection, pool, busy, locked and disk failures;
+        :class:`JobStoreDamagedError` for any other SQLite error of the database itself
+        (result codes CORRUPT, NOTADB, READONLY, a missing table, ...); ``exc`` unchanged for
+        errors of a statement (constraint violations, which the store handles itself).
+    """
+    orig = exc.orig if isinstance(exc, DBAPIError) else None
+    code = getattr(orig, "sqlite_errorcode", None)
+    if orig is not None and code is not None and not isinstance(exc, IntegrityError):
+        if code & 0xFF in SQLITE_TRANSIENT_CODES:
+            return TransientError(f"job store unavailable: {reason_for(orig)}")
+        return JobStoreDamagedError(f"job store damaged: {reason_for(orig)}")
+    if isinstance(exc, _TRANSIENT):
+        return TransientError(f"job store unavailable: {reason_for(exc)}")
+    return exc
+
+
+def check_integrity(engine: Engine) -> None:
+    """Run ``PRAGMA quick_check`` on an SQLite job store (nothing to check for PostgreSQL).
+
+    Raises
+    ------
+    JobStoreDamagedError
+        The check reports a problem or cannot run because the file is damaged; the message
+        is one line with SQLite's first finding.
+    TransientError
+        The store is busy or cannot be reached right now.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    try:
+        with engine.connect() as conn:
+            rows = [str(r[0]) for r in conn.exec_driver_sql("PRAGMA quick_check")]
+    except SQLAlchemyError as exc:
+        raise store_failure_or_damaged(exc) from None
+    if rows != ["ok"]:
+        # one row may hold several lines, the first naming the database ("*** in database")
+        lines = [line.strip() for row in rows for line in row.splitlines()
+                 if line.strip() and not line.startswith("***")] or ["no result"]
+        found = "; ".join(lines[:QUICK_CHECK_LINES])
+        more = len(lines) - QUICK_CHECK_LINES
+        raise JobStoreDamagedError(f"job store damaged: PRAGMA quick_check: {found}"
+                                   + (f" (and {more} more)" if more > 0 else ""))
+
+
+def store_failure_or_damaged(exc: SQLAlchemyError) -> TransientError | JobStoreDamagedError:
+    """:func:`store_failure`, where an unclassified error also means a damaged store."""
+    found = store_failure(exc)
+    if isinstance(found, TransientError | JobStoreDamagedError):
+        return found
+    return JobStoreDamagedError(f"job store damaged: {reason_for(exc)}")
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -64,12 +140,17 @@ def make_engine(url: str) -> Engine:
     Raises
     ------
     ConfigError
-        The URL cannot be parsed or names an unsupported driver.
+        The URL cannot be parsed (e.g. a port that is not a number) or names an unsupported
+        driver.
     TransientError
         The database cannot be reached right now.
+    JobStoreDamagedError
+        The SQLite file is not a database or is damaged.
     """
     try:
         parsed = make_url(url)
+    except ValueError:  # SQLAlchemy converts the port with int(); the URL may hold a password
+        raise ConfigError("SRSERVICE_DATABASE_URL: the port is not a number") from None
     except SQLAlchemyError as exc:
         raise ConfigError(f"SRSERVICE_DATABASE_URL: {reason_for(exc)}") from None
     try:
@@ -95,13 +176,16 @@ def _create_tables(engine: Engine) -> None:
         try:
             Base.metadata.create_all(engine)
             return
-        except (IntegrityError, ProgrammingError):
+        except (IntegrityError, ProgrammingError) as exc:
+            if engine.dialect.name == "sqlite":
+                raise store_failure_or_damaged(exc) from None
             if attempt == 4:
                 raise
             time.sleep(0.2 * (attempt + 1))
-        except _TRANSIENT as exc:
-            if attempt == 4:
-                raise TransientError(f"job store unavailable: {reason_for(exc)}") from exc
+        except SQLAlchemyError as exc:
+            failure = store_failure_or_damaged(exc)
+            if attempt == 4 or isinstance(failure, JobStoreDamagedError):
+                raise failure from None
             time.sleep(0.2 * (attempt + 1))
 
 
@@ -113,9 +197,14 @@ def transaction(engine: Engine) -> Iterator[Session]:
     ------
     TransientError
         For connection, lock and pool failures (the caller or the sender retries).
+    JobStoreDamagedError
+        The SQLite store is damaged (:func:`store_failure`).
     """
     try:
         with Session(engine, expire_on_commit=False) as session, session.begin():
             yield session
-    except _TRANSIENT as exc:
-        raise TransientError(f"job store unavailable: {reason_for(exc)}") from exc
+    except SQLAlchemyError as exc:
+        failure = store_failure(exc)
+        if failure is exc:
+            raise
+        raise failure from exc

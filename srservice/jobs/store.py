@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from srservice import ALGORITHM_VERSION
 from srservice.jobs.backfills import BackfillMixin
-from srservice.jobs.db import make_engine, transaction
+from srservice.jobs.db import check_integrity, make_engine, transaction
 from srservice.jobs.deliveries import DeliveryMixin
 from srservice.jobs.models import (
     FINISHED_ANALYSIS,
@@ -109,6 +109,16 @@ class JobStore(DeliveryMixin, BackfillMixin):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = make_engine(url)
+
+    def check_integrity(self) -> None:
+        """Check the store is sound (SQLite ``PRAGMA quick_check``; see :func:`check_integrity`).
+
+        Raises
+        ------
+        JobStoreDamagedError
+            With a one-line reason.
+        """
+        check_integrity(self.engine)
 
     def dispose(self) -> None:
         """Close all pooled connections (call in a forked child before first use)."""
@@ -327,6 +337,14 @@ class JobStore(DeliveryMixin, BackfillMixin):
 
         A job whose report exists gets its undelivered deliveries reset (no new analysis);
         otherwise the analysis runs again with a fresh attempt count.
+
+        Raises
+        ------
+        LookupError
+            No such job.
+        ValueError
+            The job is not failed or dead, or it is superseded (newer content for the same
+            SOP Instance UID has its own job, which is the one to retry).
         """
         now = utcnow()
         with transaction(self.engine) as s:
@@ -336,6 +354,10 @@ class JobStore(DeliveryMixin, BackfillMixin):
             if job.state not in (JobState.FAILED, JobState.DEAD):
                 raise ValueError(f"job {job_id} is {job.state}; only failed or dead jobs "
                                  "can be retried")
+            if job.superseded_by_job_id is not None:
+                raise ValueError(f"job {job_id} is superseded by job "
+                                 f"{job.superseded_by_job_id} (new content for the same SOP "
+                                 "Instance UID); retry that job instead")
             deliveries = list(s.scalars(select(Delivery).where(Delivery.job_id == job_id)))
             if job.sr_path and deliveries:
                 for d in deliveries:
@@ -345,8 +367,6 @@ class JobStore(DeliveryMixin, BackfillMixin):
                         d.deadline = now + timedelta(seconds=deadline_seconds)
                 self._set(s, job, JobState.REPORTED, reason=None)
                 return "deliveries"
-            job.superseded_by_job_id = None if job.state == JobState.DEAD else \
-                job.superseded_by_job_id
             self._set(s, job, JobState.RECEIVED, reason=None)
             job.attempts, job.owner, job.not_before, job.queued_at = 0, None, None, None
             return "analysis"
