@@ -46,10 +46,12 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     """Find, retrieve and score the IVUS studies of a PACS; print a report."""
     from srservice.backfill.progress import ProgressLine, report_text
     from srservice.backfill.run import Backfill, Limits, dry_run
+    from srservice.durable import restrict_new_files
     from srservice.jobs.backfills import BackfillBusyError
     from srservice.jobs.models import BackfillState
     from srservice.jobs.store import JobStore
 
+    restrict_new_files()  # instances retrieved with C-GET go into the spool: 0640
     updates = {k: v for k, v in (("backfill_max_in_flight", args.max_in_flight),
                                  ("backfill_max_studies_per_minute", args.rate),
                                  ("backfill_window", args.window)) if v is not None}
