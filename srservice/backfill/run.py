@@ -318,8 +318,9 @@ def dry_run(settings: Settings, store: JobStore, source: Source, *, since: str |
     for uid, date in find_studies(source, settings, since=since, until=until):
         try:
             ex = engine.examine(uid)
-            state, reason = str(ex.state), ex.reason or (f"{len(ex.units)} pullbacks to score"
-                                                         if ex.units else "")
+            n = len(ex.units)
+            state = str(ex.state)
+            reason = ex.reason or (f"{n} pullback{'s' if n != 1 else ''} to score" if n else "")
         except QueryError as exc:
             state, reason = str(S.FAILED), f"query failed: {reason_for(exc)}"
         counts[state] = counts.get(state, 0) + 1

@@ -52,9 +52,13 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
         return 1 if damaged else 0
     if args.backfill:
         from srservice.backfill.progress import progress_text
+        from srservice.jobs.store import owner_alive
 
         for run in store.list_backfills():
-            print(progress_text(run) + f" (updated {run.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
+            gone = run.state == "running" and not owner_alive(run.owner)
+            print(progress_text(run) + f" (updated {run.updated_at:%Y-%m-%d %H:%M:%S} UTC"
+                  + ("; interrupted: run the same 'srservice backfill' to resume)" if gone
+                     else ")"))
     print(f"{'JOB':>6} {'STATE':<10} {'KIND':<8} {'TRY':>3} {'SCORE':>5} {'DELIVERY':<14} "
           f"{'UPDATED (UTC)':<19} REASON")
     for j in jobs:

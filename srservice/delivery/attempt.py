@@ -11,9 +11,10 @@ deadline are kept in the job store (:mod:`srservice.jobs.deliveries`) and applie
 sweeper, so a PACS outage never re-runs the analysis. Destinations are independent rows:
 one destination's outage never delays another's.
 
-Re-sending after a lost acknowledgement: every attempt after the first may follow one whose
-C-STORE reached the PACS although its response never got recorded (the worker was killed
-while the PACS held the C-STORE; the sweeper sent the delivery again after its lease). Before
+Re-sending after a lost acknowledgement: every attempt after the first (and the first after
+``srservice retry`` of a delivery that had failed) may follow one whose C-STORE reached the
+PACS although its response never got recorded (the worker was killed while the PACS held the
+C-STORE; the sweeper sent the delivery again after its lease). Before
 such an attempt the destination is asked, by a Study Root C-FIND at IMAGE level with the
 report's Study, Series and SOP Instance UIDs (:func:`srservice.delivery.query.held_instances`),
 which of the reports it already holds; those are not sent again. A destination that cannot
@@ -57,7 +58,7 @@ def _send(settings: Settings, work: DeliveryWork) -> None:
         return
     datasets: list[Dataset] = [dcmread(work.sr_path), dcmread(work.pdf_path)]
     dest = scu.parse_destination(work.delivery.destination)
-    if work.delivery.attempts > 1:
+    if work.delivery.attempts > 1 or work.delivery.last_error:
         datasets = _not_yet_held(settings, work, dest, datasets)
         if not datasets:
             return

@@ -21,6 +21,7 @@ from srservice import sopclasses
 from srservice.backfill.progress import progress_text, report_text
 from srservice.backfill.run import Backfill, Limits
 from srservice.backfill.throttle import RateLimit, TimeWindow
+from srservice.cli.main import main as cli_main
 from srservice.config import Settings, Source, load_settings
 from srservice.jobs import JobStore
 from srservice.jobs.models import BackfillState
@@ -43,22 +44,13 @@ def _run(settings: Settings) -> tuple[JobStore, Any]:
     return store, engine.run()
 
 
-#: Orthanc answers a C-MOVE it does not allow with an A-ABORT, and one to an AE title it does
-#: not know with a failure status.
-REFUSALS = {
-    "move-not-allowed": ({"DicomModalities": {"srservice": {
-        "AET": "SRSERVICE", "Host": "127.0.0.1", "Port": 1, "AllowMove": False}}},
-        "the PACS aborted the association without a C-MOVE response (refused"),
-    "destination-unknown": ({"DicomAlwaysAllowFind": True, "DicomAlwaysAllowMove": True},
-                            "C-MOVE refused with status 0x"),
-}
-
-
-@pytest.mark.parametrize("refusal", sorted(REFUSALS))
-def test_pacs_refusing_c_move_gives_each_study_its_reason(tmp_path: Path, refusal: str) -> None:
-    """Orthanc refuses our C-MOVE: each study fails with the PACS's answer as its reason."""
-    config, expected = REFUSALS[refusal]
-    orthanc = OrthancServer(tmp_path / "orthanc", **config).start()
+def test_pacs_refusing_c_move_gives_each_study_its_reason(tmp_path: Path) -> None:
+    """Orthanc does not allow our AE title to C-MOVE (it answers with an A-ABORT): each study
+    fails with that as its reason. (A move to an AE title Orthanc does not know, answered
+    with a failure status, is in :func:`test_dry_run_then_move_to_an_unknown_destination`.)"""
+    expected = "the PACS aborted the association without a C-MOVE response (refused"
+    orthanc = OrthancServer(tmp_path / "orthanc", DicomModalities={"srservice": {
+        "AET": "SRSERVICE", "Host": "127.0.0.1", "Port": 1, "AllowMove": False}}).start()
     try:
         studies = [archive_pullback(orthanc, tiny_case(), tmp_path / "a") for _ in range(2)]
         settings = _settings(tmp_path, orthanc.destination,
@@ -205,3 +197,49 @@ def test_closed_window_retrieves_nothing(tmp_path: Path) -> None:
     finally:
         pacs.release.set()
         pacs.server.shutdown()
+
+
+def test_dry_run_then_move_to_an_unknown_destination(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """STUDY-level (Modalities In Study) and SERIES-level (Modality) queries with date ranges
+    record nothing; then a real run, which Orthanc refuses with a status (it does not know
+    our AE title as a move destination)."""
+    orthanc = OrthancServer(tmp_path / "orthanc", DicomAlwaysAllowFind=True,
+                            DicomAlwaysAllowMove=True).start()
+    try:
+        old = archive_pullback(orthanc, tiny_case(), tmp_path / "a", date="20240102")
+        new = archive_pullback(orthanc, tiny_case(), tmp_path / "a", date="20250101")
+        archive_other(orthanc, "CT", date="20250101")
+        ivoct = archive_other(orthanc, "IVOCT", date="20250102")
+        monkeypatch.setenv("SRSERVICE_DATA_DIR", str(tmp_path / "data"))
+        for level in ("", "+series"):
+            source = orthanc.destination + level
+            assert cli_main(["backfill", "--source", source, "--since", "2024-06-01",
+                             "--dry-run"]) == 0
+            lines = capsys.readouterr().out.splitlines()
+            assert lines[0] == f"{new.study_uid} 20250101 to-retrieve 1 pullback to score"
+            assert lines[1].startswith(f"{ivoct.study_uid} 20250102 nothing-to-score no IVUS "
+                                       "pullback the service analyses (IVOCT x1)")
+            assert lines[2] == "dry run: 1 nothing-to-score, 1 to-retrieve; nothing " \
+                               "retrieved or recorded"
+            assert cli_main(["backfill", "--source", source, "--until", "2024-01-02",
+                             "--dry-run"]) == 0
+            lines = capsys.readouterr().out.splitlines()
+            assert lines[0].startswith(f"{old.study_uid} 20240102 to-retrieve")
+            assert len(lines) == 2
+        store = JobStore(load_settings(data_dir=tmp_path / "data").effective_database_url)
+        assert store.list_backfills() == [] and store.list_jobs() == []
+        store.dispose()
+        settings = _settings(tmp_path, orthanc.destination, backfill_max_studies_per_minute=600)
+        store, run = _run(settings)
+        rows = {r.study_instance_uid: r for r in store.backfill_studies(run.id)}
+        assert rows[ivoct.study_uid].state == BackfillState.NOTHING_TO_SCORE
+        for study in (old, new):
+            assert rows[study.study_uid].state == BackfillState.FAILED
+            assert rows[study.study_uid].reason == (
+                f"C-MOVE of series 1/1: RetrieveError: {orthanc.destination}: C-MOVE refused "
+                "with status 0xC000 (unable to process)")
+        store.dispose()
+    finally:
+        orthanc.stop()

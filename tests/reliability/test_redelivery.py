@@ -156,3 +156,24 @@ def test_first_attempt_does_not_query(tmp_path: Path) -> None:
         jobs.dispose()
     finally:
         pacs.server.shutdown()
+
+
+def test_first_attempt_after_an_operator_retry_queries(tmp_path: Path) -> None:
+    """``srservice retry`` resets the attempts of a failed delivery; its last error says an
+    earlier attempt existed, so the destination is asked first."""
+    pacs = HoldingPacs(find=True)
+    try:
+        settings = load_settings(data_dir=tmp_path / "data", destinations=pacs.dest,
+                                 acse_timeout=10, dimse_timeout=10, network_timeout=10)
+        jobs = JobStore(settings.effective_database_url)
+        job_id = reported_job(settings, jobs, [pacs.dest])
+        job = jobs.get_job(job_id)
+        assert job is not None
+        with jobs.engine.begin() as conn:
+            conn.execute(update(Delivery).where(Delivery.id == job.deliveries[0].id)
+                         .values(last_error="DeliveryError: no C-STORE response"))
+        assert deliver_one(settings, jobs, job.deliveries[0].id) == "delivered"
+        assert pacs.finds == 2 and len(pacs.stored) == 2
+        jobs.dispose()
+    finally:
+        pacs.server.shutdown()
