@@ -17,6 +17,7 @@ from pydicom.uid import (
     UID,
     Comprehensive3DSRStorage,
     EncapsulatedPDFStorage,
+    GrayscaleSoftcopyPresentationStateStorage,
     IntravascularOpticalCoherenceTomographyImageStorageForPresentation,
     IntravascularOpticalCoherenceTomographyImageStorageForProcessing,
     UltrasoundImageStorage,
@@ -53,10 +54,12 @@ STORED_FOR_LATER: frozenset[UID] = frozenset({
 ALWAYS_STORED: frozenset[UID] = ANALYSED | STORED_FOR_LATER
 
 #: What the service produces and sends: the TID 1500 report (Comprehensive 3D SR, PS3.3
-#: A.35.13) and the one-page report (Encapsulated PDF, PS3.3 A.45.1).
+#: A.35.13), the one-page report (Encapsulated PDF, PS3.3 A.45.1) and the annotations on the
+#: maximum calcium frames (Grayscale Softcopy Presentation State, PS3.3 A.33.1).
 REPORT_SR = Comprehensive3DSRStorage
 REPORT_PDF = EncapsulatedPDFStorage
-SENT: frozenset[UID] = frozenset({REPORT_SR, REPORT_PDF})
+REPORT_PR = GrayscaleSoftcopyPresentationStateStorage
+SENT: frozenset[UID] = frozenset({REPORT_SR, REPORT_PDF, REPORT_PR})
 
 
 #: Study Root Query/Retrieve Information Model (PS3.4 C.6.2, UIDs from PS3.6 Annex A): FIND

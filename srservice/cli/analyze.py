@@ -22,7 +22,7 @@ from typing import Any
 
 from srservice.config import Settings
 from srservice.errors import OutputWriteError
-from srservice.reporting.outputs import PDF_NAME, SR_NAME, SUMMARY_NAME
+from srservice.reporting.outputs import PDF_NAME, PR_NAME, SR_NAME, SUMMARY_NAME
 
 
 def add_parser(subparsers: Any) -> None:
@@ -35,7 +35,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("input", metavar="INPUT.dcm", help="IVUS pullback DICOM file")
     p.add_argument("--json", action="store_true", help="print the analysis as JSON on stdout")
     p.add_argument("--out", metavar="DIR", type=Path,
-                   help=f"write {SR_NAME}, {PDF_NAME} and {SUMMARY_NAME} into DIR")
+                   help=f"write {SR_NAME}, {PDF_NAME}, {PR_NAME} and {SUMMARY_NAME} into DIR")
     p.set_defaults(func=run)
 
 

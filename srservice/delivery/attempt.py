@@ -1,6 +1,7 @@
 """One attempt of one delivery (one job's reports to one destination): what a ``deliver`` task does.
 
-:func:`deliver_one` claims the delivery in the job store, sends the SR and the PDF (C-STORE,
+:func:`deliver_one` claims the delivery in the job store, sends the SR, the PDF and the
+presentation state when there is one (:func:`report_files`; C-STORE,
 :mod:`srservice.delivery.scu`) or publishes the outputs in the outbox
 (:mod:`srservice.delivery.outbox`), and records the result. Failures are mapped with
 :func:`srservice.errors.outcome_for`: a transient failure (PACS down, failure status,
@@ -38,7 +39,7 @@ from srservice.errors import Outcome, QueryError, outcome_for, reason_for
 from srservice.jobs.deliveries import DeliveryWork
 from srservice.jobs.models import DeliveryState
 from srservice.jobs.store import JobStore
-from srservice.reporting.outputs import SUMMARY_NAME
+from srservice.reporting.outputs import PR_NAME, SUMMARY_NAME
 
 LOGGER = logging.getLogger(__name__)
 
@@ -48,15 +49,29 @@ def lease_seconds(settings: Settings) -> float:
     return max(60.0, settings.acse_timeout + 3 * settings.dimse_timeout)
 
 
+def report_files(work: DeliveryWork) -> list[Path]:
+    """Return the DICOM reports of a job: SR, PDF and its presentation state when it has one.
+
+    The presentation state lives beside the SR in the job's output directory
+    (:data:`srservice.reporting.outputs.PR_NAME`); a pullback without a frame to annotate
+    has none.
+    """
+    files = [Path(work.sr_path), Path(work.pdf_path)]
+    pr = Path(work.output_dir) / PR_NAME
+    if pr.is_file():
+        files.append(pr)
+    return files
+
+
 def _send(settings: Settings, work: DeliveryWork) -> None:
     if work.delivery.destination == OUTBOX:
-        files = [Path(work.sr_path), Path(work.pdf_path)]
+        files = report_files(work)
         summary = Path(work.output_dir) / SUMMARY_NAME
         if summary.exists():
             files.append(summary)
         deliver_to_outbox(settings.outbox_dir, work.job_id, files)
         return
-    datasets: list[Dataset] = [dcmread(work.sr_path), dcmread(work.pdf_path)]
+    datasets: list[Dataset] = [dcmread(f) for f in report_files(work)]
     dest = scu.parse_destination(work.delivery.destination)
     if work.delivery.attempts > 1 or work.delivery.last_error:
         datasets = _not_yet_held(settings, work, dest, datasets)

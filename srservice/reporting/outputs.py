@@ -1,10 +1,11 @@
 """The outputs of one analysed pullback: built (:func:`produce_outputs`), then written.
 
-One analysed pullback produces three files, named the same wherever they are written (a job's
+One analysed pullback produces these files, named the same wherever they are written (a job's
 ``data_dir/outputs/<job>/``, ``srservice analyze --out DIR``, the outbox): :data:`SR_NAME`
 (the TID 1500 SR, :mod:`srservice.reporting.sr`), :data:`PDF_NAME` (the Encapsulated PDF,
-:mod:`srservice.reporting.pdf`) and :data:`SUMMARY_NAME` (the summary JSON,
-:mod:`srservice.reporting.summary`).
+:mod:`srservice.reporting.pdf`), :data:`PR_NAME` (the Grayscale Softcopy Presentation State,
+:mod:`srservice.reporting.presentation`; absent for a pullback without a frame to annotate)
+and :data:`SUMMARY_NAME` (the summary JSON, :mod:`srservice.reporting.summary`).
 
 Building involves no I/O. Output UIDs are derived from the source SOP Instance UID and the
 algorithm version (:mod:`srservice.reporting.uids`), so a re-run yields the same objects; a
@@ -17,6 +18,7 @@ complete file or the new complete file, never a partial one.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -35,6 +37,7 @@ from srservice.analysis.types import PullbackAnalysis
 from srservice.dicomio import LoadedPullback
 from srservice.durable import atomic_write
 from srservice.reporting.pdf import build_pdf_dataset, page_header, render_pdf
+from srservice.reporting.presentation import build_presentation_state
 from srservice.reporting.sr import build_sr, statements
 from srservice.reporting.summary import build_summary
 from srservice.reporting.text import sanitised_header
@@ -43,6 +46,7 @@ from srservice.scoring import score_pullback
 #: File names of the outputs, the same in every directory they are written to.
 SR_NAME = "sr.dcm"
 PDF_NAME = "pdf.dcm"
+PR_NAME = "pr.dcm"
 SUMMARY_NAME = "summary.json"
 
 
@@ -58,11 +62,14 @@ class Outputs:
         Encapsulated PDF Storage instance, with file meta.
     summary : dict
         The summary dictionary (:mod:`srservice.reporting.summary`).
+    pr : pydicom.dataset.Dataset or None
+        Grayscale Softcopy Presentation State (None: no frame to annotate).
     """
 
     sr: Dataset
     pdf: Dataset
     summary: dict[str, Any]
+    pr: Dataset | None = None
 
 
 def produce_outputs(loaded: LoadedPullback, analysis: PullbackAnalysis,
@@ -94,7 +101,7 @@ def produce_outputs(loaded: LoadedPullback, analysis: PullbackAnalysis,
     Returns
     -------
     Outputs
-        SR and PDF datasets (with file meta) and the summary dictionary.
+        SR, PDF and presentation state datasets (with file meta) and the summary dictionary.
     """
     # highdicom logs every copied module at INFO; keep service logs readable.
     logging.getLogger("highdicom").setLevel(logging.WARNING)
@@ -112,7 +119,9 @@ def produce_outputs(loaded: LoadedPullback, analysis: PullbackAnalysis,
     pdf = build_pdf_dataset(header, pdf_bytes, now=now, revision=revision)
     doc = build_summary(loaded.sop_instance_uid, analysis, scores, revision=revision,
                         source_sop_instance_uids=loaded.frame_sop_instance_uids)
-    return Outputs(sr=sr, pdf=pdf, summary=doc)
+    pr = build_presentation_state(header, analysis, scores, revision=revision,
+                                  frame_headers=frame_headers)
+    return Outputs(sr=sr, pdf=pdf, summary=doc, pr=pr)
 
 
 def _frame_headers(loaded: LoadedPullback) -> tuple[Dataset, ...]:
@@ -149,6 +158,7 @@ class WrittenOutputs:
     summary_path: Path
     sr_sop_instance_uid: str
     pdf_sop_instance_uid: str
+    pr_path: Path | None = None
 
 
 def dataset_bytes(ds: Dataset) -> bytes:
@@ -164,7 +174,7 @@ def summary_bytes(summary: Mapping[str, Any]) -> bytes:
 
 
 def write_outputs(directory: Path, outputs: Outputs) -> WrittenOutputs:
-    """Write the SR, the PDF and the summary into ``directory``, each file atomically.
+    """Write the SR, the PDF, the presentation state and the summary, each file atomically.
 
     Parameters
     ----------
@@ -186,5 +196,11 @@ def write_outputs(directory: Path, outputs: Outputs) -> WrittenOutputs:
                            str(outputs.pdf.SOPInstanceUID))
     atomic_write(paths.sr_path, dataset_bytes(outputs.sr))
     atomic_write(paths.pdf_path, dataset_bytes(outputs.pdf))
+    pr_path = directory / PR_NAME
+    if outputs.pr is not None:
+        atomic_write(pr_path, dataset_bytes(outputs.pr))
+        paths = dataclasses.replace(paths, pr_path=pr_path)
+    else:
+        pr_path.unlink(missing_ok=True)  # from an earlier run into the same directory
     atomic_write(paths.summary_path, summary_bytes(outputs.summary))
     return paths

@@ -14,7 +14,7 @@ import pytest
 import srservice.cli.main as cli
 import srservice.phantom as phantom
 import srservice.phantom.writer as writer
-from srservice.reporting.outputs import PDF_NAME, SR_NAME
+from srservice.reporting.outputs import PDF_NAME, PR_NAME, SR_NAME
 from srservice.reporting.outputs import SUMMARY_NAME as JSON_NAME
 from srservice.reporting.summary import FIXED_TOP_KEYS, build_summary
 from tests.support.environment import require_tool
@@ -113,7 +113,8 @@ def test_out_dir_writes_valid_outputs(calcium_file: Path, tmp_path: Path,
     status, stdout, err = run_cli(capsys, "analyze", str(calcium_file), "--out", str(out),
                                   "--json")
     assert status == 0, err
-    assert sorted(p.name for p in out.iterdir()) == sorted([SR_NAME, PDF_NAME, JSON_NAME])
+    assert sorted(p.name for p in out.iterdir()) == sorted([SR_NAME, PDF_NAME, PR_NAME,
+                                                            JSON_NAME])
     doc = json.loads((out / JSON_NAME).read_text())
     assert doc == json.loads(stdout)
     check_schema(doc)
@@ -123,7 +124,8 @@ def test_out_dir_writes_valid_outputs(calcium_file: Path, tmp_path: Path,
     assert pdf.SOPInstanceUID == doc["pdf_sop_instance_uid"]
     src = pydicom.dcmread(calcium_file, stop_before_pixels=True)
     assert sr.StudyInstanceUID == pdf.StudyInstanceUID == src.StudyInstanceUID
-    for path in (out / SR_NAME, out / PDF_NAME):
+    assert pydicom.dcmread(out / PR_NAME).StudyInstanceUID == src.StudyInstanceUID
+    for path in (out / SR_NAME, out / PDF_NAME, out / PR_NAME):
         res = subprocess.run([dciodvfy, str(path)], capture_output=True, text=True,
                              errors="replace", timeout=60, check=False)
         assert not [x for x in (res.stdout + res.stderr).splitlines() if x.startswith("Error")]

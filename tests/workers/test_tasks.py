@@ -90,8 +90,11 @@ def test_analyze_and_deliver_to_outbox_idempotent(env: tuple[Settings, JobStore]
     job = store.get_job(job_id)
     assert job is not None and job.state == JobState.DELIVERED
     entry = settings.outbox_dir / f"job-{job_id}"
-    assert sorted(p.name for p in entry.iterdir()) == ["pdf.dcm", "sr.dcm", "summary.json"]
+    assert sorted(p.name for p in entry.iterdir()) == ["pdf.dcm", "pr.dcm", "sr.dcm",
+                                                       "summary.json"]
     assert dcmread(entry / "sr.dcm").SOPInstanceUID == sr.SOPInstanceUID
+    pr = dcmread(entry / "pr.dcm")
+    assert pr.Modality == "PR" and pr.StudyInstanceUID == sr.StudyInstanceUID
 
 
 def test_undecodable_input_fails_with_reason(env: tuple[Settings, JobStore],
