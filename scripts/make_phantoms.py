@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
-"""Write the phantom accuracy suite (or some of its cases) as DICOM files plus truth JSON.
+"""Write a phantom suite (or some of its cases) as DICOM files plus truth JSON.
 
-Usage: .venv/bin/python scripts/make_phantoms.py OUT_DIR [--case NAME ...] [--ts jpeg_baseline]
+Usage:
+  .venv/bin/python scripts/make_phantoms.py OUT_DIR [--case NAME ...] [--ts jpeg_baseline]
+  .venv/bin/python scripts/make_phantoms.py --suite realistic --out DIR [--case NAME] [--stats]
 
-Each case gives OUT_DIR/NAME.dcm and OUT_DIR/NAME.truth.json (lesion features and the expected
-IVUS calcium score with its components); OUT_DIR/index.json lists the cases.
+``--suite standard`` (default) is the clean accuracy suite; ``--suite realistic`` the
+console-export look (srservice.phantom.realistic_suite), whose truth JSON has the keys of
+``srservice analyze --json`` plus ``expected`` {score, L, C, N, D}. Each case gives
+OUT_DIR/NAME.dcm and OUT_DIR/NAME.truth.json; OUT_DIR/index.json lists the cases.
+``--stats`` prints the image statistics of the calcium-free frames of every realistic case and
+the figures outside the target ranges (srservice.phantom.imagestats).
 """
 
 from __future__ import annotations
@@ -15,30 +21,25 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from srservice.phantom import make_case, standard_suite
 from srservice.phantom.writer import TRANSFER_SYNTAXES, write_pullback
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write the requested cases; return the exit status."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    ap.add_argument("out_dir", type=Path)
-    ap.add_argument("--case", action="append", help="case name (repeatable); default: all")
-    ap.add_argument("--ts", default="explicit", choices=sorted(TRANSFER_SYNTAXES))
-    args = ap.parse_args(argv)
+def _standard(out: Path, names: list[str] | None, ts: str) -> int:
     specs = standard_suite()
-    if args.case:
-        unknown = set(args.case) - {s.name for s in specs}
+    if names:
+        unknown = set(names) - {s.name for s in specs}
         if unknown:
             print(f"unknown case(s): {', '.join(sorted(unknown))}", file=sys.stderr)
             return 2
-        specs = [s for s in specs if s.name in args.case]
+        specs = [s for s in specs if s.name in names]
     index = []
     for spec in specs:
         t0 = time.perf_counter()
         case = make_case(spec)
-        path = write_pullback(case, args.out_dir / f"{spec.name}.dcm", transfer_syntax=args.ts)
+        path = write_pullback(case, out / f"{spec.name}.dcm", transfer_syntax=ts)
         truth = {
             "name": spec.name,
             "description": spec.description,
@@ -64,13 +65,83 @@ def main(argv: list[str] | None = None) -> int:
                 for f in case.truth.frames
             ],
         }
-        (args.out_dir / f"{spec.name}.truth.json").write_text(json.dumps(truth, indent=1))
+        (out / f"{spec.name}.truth.json").write_text(json.dumps(truth, indent=1))
         index.append({"name": spec.name, "file": path.name,
                       "expected_score": case.truth.expected_score})
         print(f"{spec.name:24s} {spec.frame_count:4d} frames  score {case.truth.expected_score}"
-              f"  {time.perf_counter() - t0:.1f} s")
-    (args.out_dir / "index.json").write_text(json.dumps(index, indent=1))
+              f"  {time.perf_counter() - t0:.1f} s", flush=True)
+    (out / "index.json").write_text(json.dumps(index, indent=1))
     return 0
+
+
+def _realistic(out: Path, names: list[str] | None, stats: bool) -> int:
+    from srservice.phantom.imagestats import pullback_stats, target_failures
+    from srservice.phantom.realistic_suite import (
+        make_realistic_case,
+        realistic_suite,
+        truth_document,
+    )
+
+    specs = realistic_suite()
+    if names:
+        unknown = set(names) - {s.name for s in specs}
+        if unknown:
+            print(f"unknown case(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 2
+        specs = [s for s in specs if s.name in names]
+    index: list[dict[str, Any]] = []
+    outside = 0
+    for spec in specs:
+        t0 = time.perf_counter()
+        rc = make_realistic_case(spec)
+        ts = "jpeg_baseline" if spec.jpeg else "explicit"
+        path = write_pullback(rc.case, out / f"{spec.name}.dcm", transfer_syntax=ts)
+        doc = truth_document(rc, path.name, str(TRANSFER_SYNTAXES[ts]))
+        tmp = out / f".{spec.name}.truth.json.tmp"
+        tmp.write_text(json.dumps(doc, indent=1))
+        tmp.replace(out / f"{spec.name}.truth.json")
+        index.append({"name": spec.name, "file": path.name, "expected": doc["expected"]})
+        e = doc["expected"]
+        comp = "".join(k for k in "LCND" if e[k]) or "-"
+        line = (f"{spec.name:24s} {spec.base.frame_count:4d} frames  score {e['score']} "
+                f"[{comp:4s}]  {time.perf_counter() - t0:5.1f} s")
+        if stats:
+            free = rc.calcium_free_frames()
+            if len(free) >= 4:
+                s = pullback_stats(rc.case.frames[free], rc.case.pixel_spacing_mm,
+                                   rc.case.catheter_center)
+                bad = target_failures(s)
+                outside += bool(bad)
+                line += (f"\n    {len(free)} calcium-free frames: {json.dumps(s.as_dict())}"
+                         f"\n    outside target: {bad or 'none'}")
+            else:
+                line += "\n    fewer than 4 calcium-free frames: no statistics"
+        print(line, flush=True)
+    (out / "index.json").write_text(json.dumps(index, indent=1))
+    if stats:
+        print(f"{outside} case(s) with figures outside the target ranges")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the requested cases; return the exit status."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out_dir", type=Path, nargs="?", help="output directory (or --out)")
+    ap.add_argument("--out", type=Path, help="output directory")
+    ap.add_argument("--suite", choices=("standard", "realistic"), default="standard")
+    ap.add_argument("--case", action="append", help="case name (repeatable); default: all")
+    ap.add_argument("--ts", default="explicit", choices=sorted(TRANSFER_SYNTAXES),
+                    help="transfer syntax (standard suite; realistic cases choose their own)")
+    ap.add_argument("--stats", action="store_true",
+                    help="print image statistics of calcium-free frames (realistic suite)")
+    args = ap.parse_args(argv)
+    out: Path | None = args.out or args.out_dir
+    if out is None:
+        ap.error("give OUT_DIR or --out DIR")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.suite == "realistic":
+        return _realistic(out, args.case, args.stats)
+    return _standard(out, args.case, args.ts)
 
 
 if __name__ == "__main__":
