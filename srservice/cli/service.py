@@ -120,6 +120,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
               f"(broker {'redis' if settings.broker_url else 'filesystem'}, "
               f"{'embedded workers' if pool else 'external workers'})", flush=True)
         while not stop.wait(1.0):
+            if sweeper.damaged is not None:  # the store failed under the sweeper
+                damaged.append(sweeper.damaged)
+                break
             if pool is not None:
                 pool.check()
     finally:

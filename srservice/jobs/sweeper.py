@@ -13,7 +13,7 @@ import logging
 import threading
 
 from srservice.config import Settings
-from srservice.errors import TransientError
+from srservice.errors import JobStoreDamagedError, TransientError
 from srservice.jobs.dispatch import Enqueuer, enqueue_deliveries, enqueue_jobs
 from srservice.jobs.store import JobStore, owner_alive
 from srservice.jobs.views import SweepResult
@@ -51,6 +51,8 @@ class Sweeper(threading.Thread):
         self.interval = interval if interval is not None else sweep_interval(settings)
         self._stop_event = threading.Event()
         self.sweeps = 0
+        #: Set when the job store turned out damaged; the sweeper then stops (serve too).
+        self.damaged: JobStoreDamagedError | None = None
 
     def run(self) -> None:
         """Sweep every ``interval`` seconds; job-store outages are logged and retried."""
@@ -59,6 +61,10 @@ class Sweeper(threading.Thread):
                 sweep_once(self._settings, self._store, self._enqueuer)
             except TransientError as exc:
                 LOGGER.warning("sweep skipped: %s", exc)
+            except JobStoreDamagedError as exc:
+                LOGGER.error("sweeper stopped: %s", exc)
+                self.damaged = exc
+                return
             self.sweeps += 1
             self._stop_event.wait(self.interval)
 

@@ -180,3 +180,33 @@ def test_non_numeric_database_port_is_one_line(tmp_path: Path, monkeypatch: pyte
     assert code == 2 and "SRSERVICE_DATABASE_URL" in line and "port" in line, line
     assert "secret" not in err
     figures.record("job store", "non-numeric port in SRSERVICE_DATABASE_URL", line)
+
+
+def test_sweeper_stops_on_a_damaged_store(tmp_path: Path) -> None:
+    """The sweeper meets the damage first when no C-STORE comes: it stops and says why."""
+    from srservice.config import Settings
+    from srservice.jobs.sweeper import Sweeper
+
+    db = tmp_path / "jobs.sqlite3"
+    store = JobStore(f"sqlite:///{db}")
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA foreign_keys=OFF")
+    conn.execute("DROP TABLE jobs")
+    conn.close()
+    sent: list[int] = []
+
+    class Recorder:
+        def analyze(self, job_id: int) -> bool:
+            sent.append(job_id)
+            return True
+
+        def deliver(self, delivery_id: int) -> bool:
+            sent.append(delivery_id)
+            return True
+
+    sweeper = Sweeper(Settings(data_dir=tmp_path), store, Recorder(), interval=0.1)
+    sweeper.start()
+    sweeper.join(10)
+    assert not sweeper.is_alive() and sweeper.damaged is not None
+    assert "no such table" in str(sweeper.damaged) and sent == []
+    store.dispose()
