@@ -1,8 +1,8 @@
 """Patient data through the real service: cleaned in the reports, absent from every log, and
 in files no other local user can read.
 
-One ``srservice serve`` with its embedded worker (filesystem broker, SQLite job store, outbox)
-receives a pullback whose Patient Name holds control characters (BEL, CR, LF, ESC), no
+One ``srservice serve`` with its embedded worker (filesystem broker, SQLite job store, outbox,
+log level DEBUG) receives a pullback whose Patient Name holds control characters (BEL, CR, LF, ESC), no
 component delimiter (highdicom warns about such a name, quoting it) and 10,000 characters.
 The reports must carry the name cleaned and capped to 64 characters (PS3.5 Table 6.2-1); no
 log or audit file may hold the name, the Patient ID or the birth date; every file the service
@@ -53,7 +53,7 @@ def delivered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Delivered]:
     ds.PatientID = PATIENT_ID
     ds.PatientBirthDate = BIRTH_DATE
     uid = str(ds.SOPInstanceUID)
-    service = Service(tmp, single_frame_quiet_seconds="1").start()
+    service = Service(tmp, single_frame_quiet_seconds="1", log_level="DEBUG").start()
     try:
         assert c_store(ds, service.port) == 0x0000
         job = service.wait_job(uid, ("delivered", "failed", "dead"), timeout=180)
