@@ -2,8 +2,9 @@
 in files no other local user can read.
 
 One ``srservice serve`` with its embedded worker (filesystem broker, SQLite job store, outbox,
-log level DEBUG) receives a pullback whose Patient Name holds control characters (BEL, CR, LF, ESC), no
-component delimiter (highdicom warns about such a name, quoting it) and 10,000 characters.
+log level DEBUG) receives a pullback whose Patient Name holds control characters (BEL, CR,
+LF, ESC), no component delimiter (highdicom warns about such a name, quoting it) and 10,000
+characters.
 The reports must carry the name cleaned and capped to 64 characters (PS3.5 Table 6.2-1); no
 log or audit file may hold the name, the Patient ID or the birth date; every file the service
 created must be closed to other users (umask 027 in ``serve`` and ``worker``).
