@@ -76,11 +76,8 @@ def _standard(out: Path, names: list[str] | None, ts: str) -> int:
 
 def _realistic(out: Path, names: list[str] | None, stats: bool) -> int:
     from srservice.phantom.imagestats import pullback_stats, target_failures
-    from srservice.phantom.realistic_suite import (
-        make_realistic_case,
-        realistic_suite,
-        truth_document,
-    )
+    from srservice.phantom.realistic_suite import make_realistic_case, realistic_suite
+    from srservice.phantom.writer import write_realistic_case
 
     specs = realistic_suite()
     if names:
@@ -94,12 +91,7 @@ def _realistic(out: Path, names: list[str] | None, stats: bool) -> int:
     for spec in specs:
         t0 = time.perf_counter()
         rc = make_realistic_case(spec)
-        ts = "jpeg_baseline" if spec.jpeg else "explicit"
-        path = write_pullback(rc.case, out / f"{spec.name}.dcm", transfer_syntax=ts)
-        doc = truth_document(rc, path.name, str(TRANSFER_SYNTAXES[ts]))
-        tmp = out / f".{spec.name}.truth.json.tmp"
-        tmp.write_text(json.dumps(doc, indent=1))
-        tmp.replace(out / f"{spec.name}.truth.json")
+        path, _, doc = write_realistic_case(rc, out)
         index.append({"name": spec.name, "file": path.name, "expected": doc["expected"]})
         e = doc["expected"]
         comp = "".join(k for k in "LCND" if e[k]) or "-"

@@ -13,9 +13,11 @@ PS3.5 A.4 (one fragment per frame, basic offset table).
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import imagecodecs
 import numpy as np
@@ -38,6 +40,9 @@ from pydicom.uid import (
 )
 
 from srservice.phantom.case import PhantomCase
+
+if TYPE_CHECKING:
+    from srservice.phantom.realistic_suite import RealisticCase
 
 #: Short names accepted for ``transfer_syntax``.
 TRANSFER_SYNTAXES: dict[str, UID] = {
@@ -306,3 +311,30 @@ def write_pullback(case: PhantomCase, path: str | os.PathLike[str], **kwargs: ob
     finally:
         os.close(dir_fd)
     return dest
+
+
+def write_realistic_case(rc: RealisticCase, out_dir: str | os.PathLike[str]
+                         ) -> tuple[Path, Path, dict[str, Any]]:
+    """Write a realistic case as ``NAME.dcm`` plus ``NAME.truth.json`` into ``out_dir``.
+
+    JPEG Baseline for the cases that ask for it (as consoles export), explicit little endian
+    otherwise. Both files are written atomically. Returns (DICOM path, truth path, truth).
+    """
+    from srservice.phantom.realistic_suite import truth_document
+
+    out = Path(out_dir)
+    ts = "jpeg_baseline" if rc.spec.jpeg else "explicit"
+    dcm = write_pullback(rc.case, out / f"{rc.name}.dcm", transfer_syntax=ts)
+    doc = truth_document(rc, dcm.name, str(TRANSFER_SYNTAXES[ts]))
+    truth = out / f"{rc.name}.truth.json"
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=out)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=1, allow_nan=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, truth)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dcm, truth, doc

@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _stats_tool() -> ModuleType | None:
     """The independent image-statistics tool, when a checkout of it sits beside the repo."""
-    env = os.environ.get("SRSERVICE_IVUS_TOOLS")
+    env = os.environ.get("IVUS_TOOLS_DIR")
     base = Path(env) if env else REPO.parent / "shared" / "tools"
     path = base / "ivus_image_stats.py"
     if not path.is_file():
