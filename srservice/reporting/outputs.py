@@ -103,8 +103,9 @@ def produce_outputs(loaded: LoadedPullback, analysis: PullbackAnalysis,
     Outputs
         SR, PDF and presentation state datasets (with file meta) and the summary dictionary.
     """
-    # highdicom logs every copied module at INFO; keep service logs readable.
-    logging.getLogger("highdicom").setLevel(logging.WARNING)
+    # highdicom logs every copied module at INFO and quotes values (a patient's name) in its
+    # warnings: errors only (as srservice.config.configure_logging sets it).
+    logging.getLogger("highdicom").setLevel(logging.ERROR)
     # No score at all when the pullback cannot be scored (srservice.scoring.pullback_reason).
     scores = list(score_pullback(analysis).segments)
     params = (dict(parameters) if parameters is not None
