@@ -181,7 +181,7 @@ def levels(
     n_r = geo.n_r
     if rf.guide:
         g, blood = _guide_levels(geo.rho_mm, N_ALINES)
-        return g, np.zeros(g.shape, dtype=np.float32), blood
+        return _catheter(g, rho, n_r), np.zeros(g.shape, dtype=np.float32), blood
     x = rho * np.cos(th) - fa.lumen_center_mm[0]
     y = rho * np.sin(th) - fa.lumen_center_mm[1]
     r = np.hypot(x, y).astype(np.float32)
@@ -243,13 +243,16 @@ def levels(
         sh = soft[:, None] * _smoothstep((rho - gw.rho_mm - 0.04) / 0.05)
         att_db -= (32.0 * sh).astype(np.float32)
         lv = np.maximum(lv, (-30.0 + 54.0 * blob).astype(np.float32))
-    # catheter: dark transducer and the bright ring-down ring
+    return _catheter(lv, rho, n_r), att_db.astype(np.float32), is_blood
+
+
+def _catheter(lv: F32, rho: npt.NDArray[np.float64], n_r: int) -> F32:
+    """Draw the catheter: dark transducer and the bright ring-down ring."""
     rc = CATHETER_RADIUS_MM
     ring = np.exp(-0.5 * ((rho - (rc - 0.05)) / 0.03) ** 2)
     inner = np.exp(-0.5 * ((rho - (rc - 0.22)) / 0.02) ** 2)
     cath = np.broadcast_to((-34.0 + 44.0 * ring + 26.0 * inner).astype(np.float32), (N_ALINES, n_r))
-    lv = np.where(rho < rc - 0.02, np.maximum(cath, -34.0), lv).astype(np.float32)
-    return lv, att_db.astype(np.float32), is_blood
+    return np.asarray(np.where(rho < rc - 0.02, np.maximum(cath, -34.0), lv), dtype=np.float32)
 
 
 def _calcium(
