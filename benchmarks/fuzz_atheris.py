@@ -1,7 +1,7 @@
 """Long coverage-guided fuzzing campaign of the DICOM reader and the loader (atheris).
 
 Runs :mod:`tests.support.atheris_harness` (the same harness as
-``tests/reliability/test_atheris.py``, which runs it for 20 s) for ``--seconds`` with
+``tests/reliability/test_atheris.py``, which runs it for 12 s) for ``--seconds`` with
 ``--jobs`` parallel libFuzzer processes sharing a corpus directory, starting from the committed
 seeds, and prints the figures (inputs, coverage, corpus size, findings). Findings (inputs
 that raised something other than an ``SrServiceError``, hung for 10 s or used 2 GiB) are
