@@ -118,6 +118,9 @@ class Unit:
     uid: str
     series: str
     sources: tuple[str, ...]
+    rescore: bool = False
+    """Recorded in the job store with a job of another algorithm version: analysed again from
+    the spool instead of retrieved."""
 
     def sr_series_uids(self) -> set[str]:
         """Series Instance UIDs our SR of this unit has with the current algorithm version."""
@@ -125,12 +128,14 @@ class Unit:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (kept in the job store's plan of the study)."""
-        return {"kind": str(self.kind), "uid": self.uid, "series": self.series}
+        return {"kind": str(self.kind), "uid": self.uid, "series": self.series,
+                "rescore": self.rescore}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Unit:
         """Inverse of :meth:`as_dict` (``sources`` are not kept)."""
-        return cls(JobKind(d["kind"]), str(d["uid"]), str(d["series"]), ())
+        return cls(JobKind(d["kind"]), str(d["uid"]), str(d["series"]), (),
+                   bool(d.get("rescore", False)))
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ and only inside ``backfill_window`` (local time). The scoring itself is the serv
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -132,9 +133,12 @@ class Backfill:
             if unit.sr_series_uids() & contents.sr_series:
                 in_pacs += 1
                 continue
+            if job is not None and unit.kind == JobKind.PULLBACK:
+                todo.append(dataclasses.replace(unit, rescore=True))  # from the spool
+                continue
             if job is not None:
-                failures.append(f"analysed by algorithm version {job.algorithm_version} (job "
-                                f"{job.id}); the same instance again starts no new job")
+                failures.append(f"series analysed by algorithm version {job.algorithm_version}"
+                                f" (job {job.id}); single-frame series are not re-scored")
                 continue
             todo.append(unit)
         if todo:
@@ -240,13 +244,21 @@ class Backfill:
         self._show(study.run_id)
         plan = study.plan or {}
         units = [Unit.from_dict(u) for u in plan.get("units", [])]
+        rescored = [i for u in units if u.rescore
+                    if (i := self.store.add_rescore_job(u.uid)) is not None]
+        if rescored:
+            from srservice.jobs.dispatch import Dispatcher, enqueue_jobs
+
+            enqueue_jobs(self.store, Dispatcher(self.settings), rescored)
         jobs = self._jobs(units)
-        if units and all(u.uid in jobs and jobs[u.uid].algorithm_version == ALGORITHM_VERSION
-                         for u in units):
-            self.store.move_backfill_study(study.id, S.RETRIEVING, S.SCORING,
-                                           reason="already in the pipeline", retrieved=True)
+        missing = [u for u in units if u.uid not in jobs
+                   or jobs[u.uid].algorithm_version != ALGORITHM_VERSION]
+        if not missing:
+            self.store.move_backfill_study(
+                study.id, S.RETRIEVING, S.SCORING, retrieved=True,
+                reason="re-scored from the spool" if rescored else "already in the pipeline")
             return
-        series = list(plan.get("series", []))
+        series = sorted({u.series for u in missing})
         for index, series_uid in enumerate(series, 1):
             try:
                 result = self.retriever.retrieve(study.study_instance_uid, series_uid)

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from srservice import ALGORITHM_VERSION
 from srservice.jobs.db import transaction
 from srservice.jobs.models import (
     BACKFILL_DONE,
@@ -27,8 +28,10 @@ from srservice.jobs.models import (
     BackfillState,
     BackfillStudy,
     Delivery,
+    Instance,
     Job,
     JobKind,
+    JobState,
     utcnow,
 )
 from srservice.jobs.views import BackfillRunView, BackfillStudyView, DeliveryView, JobView
@@ -187,6 +190,42 @@ class BackfillMixin:
             value: datetime | None = s.scalar(select(func.max(BackfillStudy.started_at))
                                               .where(BackfillStudy.run_id == run_id))
             return value
+
+    def add_rescore_job(self, source_sop_instance_uid: str) -> int | None:
+        """Create a pullback job with the current algorithm version for a recorded instance.
+
+        For the backfill: an instance whose newest job was made by another algorithm version
+        is analysed again from the spool (sending the same bytes again would start nothing,
+        :meth:`srservice.jobs.JobStore.add_instance`). The new job keeps the old one's
+        revision, so its report UIDs derive from the same content.
+
+        Returns
+        -------
+        int or None
+            The new job's id; None when the newest job already has the current version (so a
+            repeated call adds nothing) or the instance is not recorded.
+        """
+        now = utcnow()
+        with transaction(self.engine) as s:
+            job = s.scalar(select(Job).where(
+                Job.source_sop_instance_uid == source_sop_instance_uid,
+                Job.kind == JobKind.PULLBACK).order_by(Job.id.desc()).limit(1))
+            if job is None or job.algorithm_version == ALGORITHM_VERSION:
+                return None
+            inst = s.scalar(select(Instance).where(
+                Instance.sop_instance_uid == source_sop_instance_uid,
+                Instance.superseded.is_(False)).order_by(Instance.id.desc()).limit(1))
+            if inst is None:
+                return None
+            new = Job(kind=JobKind.PULLBACK, instance_id=inst.id,
+                      source_sop_instance_uid=inst.sop_instance_uid,
+                      series_instance_uid=inst.series_instance_uid,
+                      study_instance_uid=inst.study_instance_uid, state=JobState.RECEIVED,
+                      attempts=0, algorithm_version=ALGORITHM_VERSION, revision=job.revision,
+                      created_at=now, updated_at=now)
+            s.add(new)
+            s.flush()
+            return new.id
 
     def latest_jobs(self, kind: JobKind, uids: Sequence[str]) -> dict[str, JobView]:
         """Return the newest job of each source instance (``PULLBACK``) or series (``SERIES``)."""

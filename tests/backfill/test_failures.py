@@ -77,6 +77,7 @@ class SilentMovePacs:
         self.port = free_port()
         self.study, self.series, self.sop = generate_uid(), generate_uid(), generate_uid()
         self.release = threading.Event()
+        self.moves = 0
         ae = AE(ae_title="SILENT")
         ae.add_supported_context(sopclasses.STUDY_ROOT_FIND)
         ae.add_supported_context(sopclasses.STUDY_ROOT_MOVE)
@@ -101,6 +102,7 @@ class SilentMovePacs:
         yield 0x0000, None
 
     def _move(self, event: Any) -> Iterator[Any]:
+        self.moves += 1
         self.release.wait(20)
         yield "127.0.0.1", 1
         yield 0
@@ -243,3 +245,38 @@ def test_dry_run_then_move_to_an_unknown_destination(
         store.dispose()
     finally:
         orthanc.stop()
+
+
+def test_pullback_scored_by_another_algorithm_version_is_rescored_from_the_spool(
+        tmp_path: Path) -> None:
+    """The job store knows the pullback from an earlier version: a new job, no C-MOVE."""
+    from sqlalchemy import update
+
+    from srservice import ALGORITHM_VERSION
+    from srservice.jobs.models import Job
+    from tests.support.jobs import stored
+
+    pacs = SilentMovePacs()
+    try:
+        settings = _settings(tmp_path, f"SILENT@127.0.0.1:{pacs.port}", dimse_timeout=2,
+                             backfill_study_timeout_seconds=1)
+        store = JobStore(settings.effective_database_url)
+        old = store.add_instance(stored(pacs.sop, series=pacs.series), trigger="job").job_id
+        with store.engine.begin() as conn:
+            conn.execute(update(Job).where(Job.id == old).values(
+                algorithm_version="0.0-earlier", state="delivered", sr_path="/x/sr.dcm"))
+        engine = Backfill(settings, store, settings.backfill_sources[0], Limits.of(settings))
+        assert engine.examine(pacs.study).units[0].rescore
+        run = engine.run()
+        (row,) = store.backfill_studies(run.id)
+        (new, earlier) = store.list_jobs(sop_instance_uid=pacs.sop)
+        assert earlier.id == old and earlier.algorithm_version == "0.0-earlier"
+        assert new.algorithm_version == ALGORITHM_VERSION and new.instance_id == earlier.instance_id
+        assert pacs.moves == 0 and row.retrieved_at is not None
+        assert row.reason == f"not scored within 1 s of the retrieve: job {new.id} still " \
+                             f"{new.state}", row.reason
+        assert engine.store.add_rescore_job(pacs.sop) is None  # once only
+        store.dispose()
+    finally:
+        pacs.release.set()
+        pacs.server.shutdown()
