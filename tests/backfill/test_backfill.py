@@ -155,7 +155,8 @@ def test_interrupted_backfill_resumes_without_duplicates(
         states = [r.state for r in service.store.backfill_studies(1)]
         assert states.count(BackfillState.SCORED) < 3, states  # work left for the resume
         service.start()  # same data, same port
-        code, output = run_backfill(service, "--source", "ORTHANC", log="resume.log")
+        code, output = run_backfill(service, "--source", "ORTHANC", "--max-in-flight", "3",
+                                    "--rate", "120", log="resume.log")
         assert code == 0, output + service.logs()
         assert "resuming backfill run 1" in output
         counts = report_counts(output)
