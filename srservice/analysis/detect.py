@@ -1,7 +1,7 @@
 """Per-frame detection in polar images: shadows, guidewire, lumen, EEM, calcium A-lines.
 
 All functions work on a batch of gain-normalised polar frames ``(n, ANGLE_BINS, R)`` about
-the catheter centre. Rules (IVUS consensus, Mintz et al. JACC 2001;37:1478; calcium-scores.md):
+the catheter centre. Rules (IVUS consensus, Mintz et al. JACC 2001;37:1478; docs/scoring.md):
 
 - Calcium: a bright leading edge followed by an acoustic shadow (the rest of the ray dark
   compared with tissue at the same depth); reverberations inside the shadow are tolerated
@@ -32,7 +32,9 @@ from srservice.analysis.borders import (
 )
 from srservice.analysis.context import Context, Levels, box_angle, smooth
 from srservice.analysis.params import AnalysisParameters
+from srservice.analysis.quality import longest_circular_run
 from srservice.analysis.speckle import blood_likeness
+from srservice.analysis.types import ANGLE_BINS
 from srservice.analysis.wire import (
     WIRE_TRACK_TOL_MM,
     circular_dilate,
@@ -63,21 +65,57 @@ class ChunkResult:
     shadow: B
     lumen_smooth: F64
     guide: B
+    branch: B
+    ring: F64
+    extent: F64
+
+
+def ring_radius(polar: F32, ctx: Context) -> F64:
+    """Per frame, the radius (samples) of the catheter ring-down peak (NaN when too faint).
+
+    The ring-down lies at the same radius in every frame recorded at one display depth; a
+    zoom change mid-pullback moves it (:mod:`.quality`).
+    """
+    hi = min(polar.shape[2], ctx.samples(1.2))
+    lo = min(ctx.samples(0.1), hi - 1)
+    prof = np.median(polar[:, ::4, lo:hi], axis=1)
+    peak = prof.argmax(axis=1)
+    val = np.take_along_axis(prof, peak[:, None], axis=1)[:, 0]
+    return np.where(val >= 40.0, (lo + peak).astype(np.float64), np.nan)
+
+
+def echo_extent(polar: F32, ctx: Context) -> F64:
+    """Per frame, one past the last radius (samples) where some rays still carry an echo.
+
+    Shadows behind circumferential calcium keep speckle and noise, so a few rays suffice.
+    """
+    frac = (polar[:, ::4, :] > 2.0).mean(axis=1)
+    alive = frac >= 0.1
+    n_r = polar.shape[2]
+    last = n_r - np.argmax(alive[:, ::-1], axis=1)
+    return np.where(alive.any(axis=1), last.astype(np.float64), np.nan)
 
 
 def estimate_levels(polar: F32, r0: int, step_mm: float, params: AnalysisParameters) -> Levels:
-    """Blood, plaque, bright and dark grey levels of the pullback from a sample of frames."""
+    """Blood, plaque, bright and dark grey levels of the pullback from a sample of frames.
+
+    Real exports: blood is almost as bright as plaque and a calcium leading edge saturates
+    (251-255) while being only 1.5-3.7 times the median plaque level, so the bright level is
+    capped by the pullback's own 99.9th percentile (``params.bright_cap_fraction``).
+    """
+    p = params
     s = smooth(polar, 5, 5)
-    n_blood = max(2, int(0.15 / step_mm))
-    g0 = r0 + max(1, int(0.05 / step_mm))
+    n_blood = max(2, int(p.blood_band_mm / step_mm))
+    g0 = r0 + max(1, int(p.blood_gap_mm / step_mm))
     blood = float(np.median(s[:, :, g0 : g0 + n_blood]))
-    r_end = min(s.shape[2], r0 + int(2.5 / step_mm))
-    plaque = float(np.percentile(s[:, :, r0:r_end], 75))
+    r_end = min(s.shape[2], r0 + int(p.plaque_band_mm / step_mm))
+    plaque = float(np.percentile(s[:, :, r0:r_end], p.plaque_percentile))
     plaque = max(plaque, blood + 10.0)
-    bright = min(params.calcium_bright_factor * plaque, 0.85 * float(np.percentile(s, 99.9)))
-    bright = max(bright, plaque + 30.0)
+    bright = min(p.calcium_bright_factor * plaque,
+                 p.bright_cap_fraction * float(np.percentile(s, 99.9)))
+    bright = max(bright, plaque + p.bright_min_margin)
     return Levels(blood=blood, plaque=plaque, bright=bright,
-                  dark=params.calcium_shadow_ratio * plaque)
+                  dark=p.calcium_shadow_ratio * plaque)
 
 
 def window_counts(mask: B, start: int, length: int) -> npt.NDArray[np.integer]:
@@ -108,11 +146,16 @@ def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None
                  ) -> tuple[B, npt.NDArray[np.intp]]:
     """Rays with a bright reflector followed by an acoustic shadow; first such reflector.
 
-    The shadow window starts ``calcium_shadow_gap_mm`` behind the reflector (skipping the
-    edge itself) and is ``calcium_shadow_len_mm`` long, truncated at the field of view; at
-    least 70 % of its samples must be darker than the shadow level (reverberation bands
-    are tolerated). Returns ``(shadow, edge)`` with ``edge`` the radial index of the leading
-    edge (0 where there is no shadow).
+    Calcium on its clinical definition (Mintz et al. JACC 2001;37:1478): a hyperechoic leading
+    edge with acoustic shadowing behind it. The shadow window starts
+    ``calcium_shadow_gap_mm`` behind the reflector (skipping the edge itself) and is
+    ``calcium_shadow_len_mm`` long, truncated at the field of view; at least
+    ``calcium_dark_fraction`` of its samples must be darker than ``calcium_shadow_ratio``
+    times the plaque level (real shadows keep 11-31 % of the neighbouring signal, with
+    speckle and reverberations, so a fraction of dark samples is counted, not their mean).
+    Bright plaque without a shadow and a shadow without a bright edge (attenuated plaque)
+    are not calcium. Returns ``(shadow, edge)`` with ``edge`` the radial
+    index of the leading edge (0 where there is no shadow).
     """
     n_r = s3.shape[2]
     p = ctx.params
@@ -124,7 +167,7 @@ def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None
     dark_count = window_counts(dark, gap, length)
     count = np.clip(ctx.valid_end[:, None] - (rr[None, :] + gap), 0, length)
     enough = count >= max(3, length // 2)
-    need = (0.7 * np.maximum(count, 1)).astype(np.float32)
+    need = (p.calcium_dark_fraction * np.maximum(count, 1)).astype(np.float32)
     peak = s3 if s_edge is None else s_edge
     cand = (peak >= ctx.levels.bright) & (dark_count >= need[None]) & enough[None]
     cand[:, :, : ctx.r0 + 1] = False
@@ -220,13 +263,14 @@ def guide_catheter(s3: F32, shadow: B, ctx: Context) -> B:
     calcium).
     """
     r0 = ctx.r0
-    hi = min(s3.shape[2], r0 + ctx.samples(1.3))
+    hi = min(s3.shape[2], r0 + ctx.samples(ctx.params.guide_ring_depth_mm))
     seg = s3[:, :, r0:hi]
     pk = seg.argmax(axis=2)
     bright = np.take_along_axis(seg, pk[:, :, None], axis=2)[:, :, 0] >= ctx.levels.bright
     med = np.median(pk, axis=1)
     ring = bright & (np.abs(pk - med[:, None]) <= ctx.samples(0.05))
-    return np.asarray((ring.mean(axis=1) >= 0.8) & (shadow.mean(axis=1) < 0.5))
+    return np.asarray((ring.mean(axis=1) >= ctx.params.guide_ring_fraction)
+                      & (shadow.mean(axis=1) < 0.5))
 
 
 def wire_candidates(polar: F32, ctx: Context) -> tuple[B, F64]:
@@ -262,16 +306,25 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     wire = circular_dilate(classify_wire(shadow, edge, l1, ctx, track) | dark_rays(s3, ctx), 2)
     calc_rays = shadow & ~wire
     # The wire's reflection spreads over ~+-15 degrees: no lumen evidence there.
-    halo = circular_dilate(wire, 12)
+    halo = circular_dilate(wire, p.wire_halo_deg)
     # Lumen: calcium rays count up to their leading edge; wire rays are ignored.
     stop = np.where(calc_rays, edge, n_r)
     cost_l = lumen_cost(sd, ctx, _dec_or(halo), _dec_min(stop), ve_d, blood_q, weight)
     lum = dp_border(cost_l, p.lumen_smoothness_mm, ctx, decimated=True)
     # Side branches / wire: outward outliers replaced by a robust smooth fit.
     fit = robust_fourier_fit(lum, ~halo, order=4)
-    out_tol = 0.2 / ctx.step_mm
+    out_tol = p.lumen_outlier_mm / ctx.step_mm
+    opening = (lum - fit > p.side_branch_excursion_mm / ctx.step_mm) & ~calc_rays & ~halo
+    min_arc = int(np.ceil(p.side_branch_min_arc_deg * ANGLE_BINS / 360.0))
+    branch = np.asarray([longest_circular_run(o) >= min_arc for o in opening], dtype=np.bool_)
     lum = np.where(((lum > fit + out_tol) & ~calc_rays) | halo, fit, lum)
+    # A leading edge within the wall is wall calcium; a reflector far behind the lumen is not.
+    calc_rays = calc_rays & (edge - lum <= p.max_wall_mm / ctx.step_mm)
     lum = np.where(calc_rays, np.minimum(lum, edge.astype(np.float64)), lum)
+    # Calcium hugging the lumen (real exports: usually no plaque layer in front of it): the
+    # lumen border lies on the leading edge when the gap is within the border's uncertainty.
+    hug = calc_rays & (edge - lum <= p.lumen_hug_calcium_mm / ctx.step_mm)
+    lum = np.where(hug, edge.astype(np.float64), lum)
     # EEM: media -> adventitia rise beyond the lumen (on angle nodes).
     h = ctx.samples(0.05)
     grad = np.zeros_like(sd)
@@ -288,7 +341,7 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     both = np.zeros_like(shadow)
     if n >= 3:
         both[1:-1] = shadow[:-2] & shadow[2:]
-    weak = np.repeat(gmax < 0.3 * ctx.levels.plaque, DP_ANGLE_STEP, axis=1)
+    weak = np.repeat(gmax < p.eem_weak_gradient * ctx.levels.plaque, DP_ANGLE_STEP, axis=1)
     hidden = shadow | both | halo | weak
     hid_d = _dec_or(hidden)
     g[hid_d] = 0.0
@@ -302,6 +355,15 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     lum_smooth = np.where(wire | calc_rays, lum_smooth, lum)
     eem = lum_smooth + interpolate_hidden(eem - lum_smooth, hidden)
     eem = np.maximum(eem, lum + p.min_plaque_mm / ctx.step_mm)
+    # Calcium lies within the vessel wall: a bright reflector with a shadow beyond the EEM
+    # (interpolated there from the visible EEM around it) is perivascular tissue.
+    # Only where enough of the EEM is visible for that interpolation to be trusted.
+    trusted = ((shadow | both).mean(axis=1) < 0.5)[:, None]
+    calc_rays = calc_rays & ~(trusted & (edge > eem + p.calcium_beyond_eem_mm / ctx.step_mm))
+    # Never on or inside the calcium: the EEM lies behind the leading edge and its shadow.
+    behind = edge + p.eem_behind_calcium_mm / ctx.step_mm
+    eem = np.where(calc_rays, np.maximum(eem, behind), eem)
     return ChunkResult(lumen=lum, eem=eem, eem_hidden=hidden, edge=edge.astype(np.float64),
                        calcium=calc_rays, wire=wire, shadow=shadow, lumen_smooth=lum_smooth,
-                       guide=guide_catheter(s3, shadow, ctx))
+                       guide=guide_catheter(s3, shadow, ctx), branch=branch,
+                       ring=ring_radius(polar, ctx), extent=echo_extent(polar, ctx))

@@ -1,6 +1,6 @@
 """Calcified segments along the pullback and their IVUS calcium score features.
 
-Rules from ``docs/calcium-scores.md`` (Zhang M, Matsumura M, Usui E, et al. Circ Cardiovasc
+Rules from docs/scoring.md (Zhang M, Matsumura M, Usui E, et al. Circ Cardiovasc
 Interv 2021;14:e010296, and the service's operational definitions):
 
 - A calcified segment is a run of frames whose calcium arc (any depth) exceeds

@@ -70,11 +70,6 @@ def contours_from_radii(radii_px: FloatArray, center: tuple[float, float]) -> Fl
     return np.stack([center[0] + radii_px * _COS, center[1] + radii_px * _SIN], axis=-1)
 
 
-def contour_from_radii(radii_px: FloatArray, center: tuple[float, float]) -> FloatArray:
-    """Return the closed polygon ``(ANGLE_BINS, 2)`` with one radius per bin about ``center``."""
-    return contours_from_radii(np.asarray(radii_px, dtype=np.float64), center)
-
-
 def periodic_interp_rows(x: FloatArray, xp: FloatArray, fp: FloatArray,
                          period: float = 360.0) -> FloatArray:
     """Row-wise ``numpy.interp(x, xp[i], fp[i], period=period)`` for ``(n, K)`` samples.
@@ -110,14 +105,6 @@ def radius_functions(xy: FloatArray, centers: FloatArray, angles_deg: FloatArray
     dy = xy[..., 1] - centers[:, 1:2]
     ang = np.mod(np.degrees(np.arctan2(dy, dx)), 360.0)
     return periodic_interp_rows(angles_deg, ang, np.hypot(dx, dy))
-
-
-def radius_function(xy: FloatArray, center: tuple[float, float],
-                    angles_deg: FloatArray) -> FloatArray:
-    """Radius of a star-shaped polygon about ``center`` at the given angles (periodic interp)."""
-    r = radius_functions(xy[None], np.asarray([center], dtype=np.float64),
-                         np.asarray(angles_deg, dtype=np.float64))
-    return np.asarray(r[0], dtype=np.float64)
 
 
 def min_max_diameters(xy: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -228,7 +215,7 @@ def fill_circular_gaps_rows(masks: BoolArray, max_gap: int,
 
     ``masks`` and ``allowed`` are ``(n, A)``. When ``allowed`` is given, only gaps lying
     entirely inside ``allowed`` are filled (used to bridge guidewire shadows only,
-    calcium-scores.md). Rows all True or all False are unchanged.
+    docs/scoring.md). Rows all True or all False are unchanged.
     """
     out = masks.copy()
     rows = np.flatnonzero(masks.any(axis=1) & ~masks.all(axis=1))

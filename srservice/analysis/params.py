@@ -5,7 +5,7 @@ produced it (:meth:`AnalysisParameters.as_dict`). Lengths are millimetres, angle
 intensities are relative to the pullback's robust tissue level (gain-normalised, see
 :mod:`srservice.analysis.preprocess`). Where the pixel spacing is unknown,
 ``fallback_pixel_spacing_mm`` converts the millimetre parameters into pixels for the image
-processing only; no millimetre measurement is then reported (calcium-scores.md).
+processing only; no millimetre measurement is then reported (docs/scoring.md).
 """
 
 from __future__ import annotations
@@ -79,6 +79,65 @@ class AnalysisParameters:
         Superficial arc threshold of the "long calcium" component (strictly greater).
     circumferential_deg : float
         A frame has circumferential calcium when its superficial arc reaches this.
+    blood_gap_mm, blood_band_mm : float
+        The blood level is the median grey of the band ``blood_band_mm`` wide starting
+        ``blood_gap_mm`` outside the catheter.
+    plaque_band_mm, plaque_percentile : float
+        The plaque level is this percentile of the grey levels within ``plaque_band_mm`` of the
+        catheter (blood, plaque and adventitia together; real exports: blood almost as bright
+        as plaque).
+    bright_cap_fraction, bright_min_margin : float
+        The leading-edge level is at most this fraction of the pullback's 99.9th percentile
+        (real leading edges saturate at 251-255 while their ratio to plaque can be as low as
+        1.5) and at least the plaque level plus this margin.
+    calcium_dark_fraction : float
+        Fraction of the shadow window that must be darker than the shadow level (speckle and
+        reverberations inside the shadow are allowed).
+    guide_ring_depth_mm, guide_ring_fraction : float
+        Inside the guide catheter a bright ring concentric with the transducer lies within this
+        depth on at least this fraction of the angles.
+    wire_halo_deg : int
+        Angle bins each side of the guidewire shadow where the lumen has no evidence.
+    lumen_outlier_mm : float
+        Outward lumen excursions beyond the robust smooth contour by more than this are
+        replaced by the contour (side-branch openings, wire reflections).
+    eem_weak_gradient : float
+        A media-to-adventitia rise weaker than this fraction of the plaque level leaves the EEM
+        hidden there (interpolated).
+    eem_behind_calcium_mm : float
+        Behind a calcium leading edge the EEM lies at least this far outward: it is never drawn
+        on or inside the calcium.
+    calcium_beyond_eem_mm : float
+        A leading edge farther than this beyond the (interpolated) EEM is perivascular
+        tissue, not calcium of the vessel wall.
+    lumen_hug_calcium_mm : float
+        A lumen border this close in front of a calcium leading edge is moved onto the edge
+        (speckle in bright blood blurs the border in front of calcium).
+    eem_spike_mm : float
+        EEM radii farther than this from the robust smooth EEM contour are spikes and are
+        replaced by the contour.
+    min_eem_diameter_mm, max_eem_diameter_mm : float
+        Plausible mean EEM diameter of a coronary artery; frames outside are not assessable.
+    lumen_outside_eem_mm : float
+        The lumen contour may cross the EEM contour by this much (border noise) before the
+        frame fails the shape check.
+    min_solidity : float
+        Lumen and EEM contours less convex than this (area / convex hull area) are star shapes:
+        the frame is not assessable.
+    side_branch_excursion_mm, side_branch_min_arc_deg : float
+        A lumen opening beyond the smooth lumen contour by this much over at least this arc is
+        a side-branch take-off: the frame is not assessable.
+    min_structure : float
+        Speckle of a real echo is correlated over neighbouring pixels; frames whose correlation
+        at 2 pixels is below this hold no usable signal (noise).
+    depth_change_tolerance : float
+        Frames whose catheter ring or field of view differ in size by more than this fraction
+        from the rest of the pullback were recorded at another display depth.
+    min_assessable_frames : int
+        Fewer assessable frames than this: the pullback cannot be scored.
+    nodule_min_length_mm : float
+        A calcified nodule must protrude over at least this length of pullback at a consistent
+        angle.
     """
 
     radial_step_mm: float = 0.025
@@ -111,6 +170,32 @@ class AnalysisParameters:
     lesion_min_frames: int = 5
     over_270_deg: float = 270.0
     circumferential_deg: float = 360.0
+    blood_gap_mm: float = 0.05
+    blood_band_mm: float = 0.15
+    plaque_band_mm: float = 2.5
+    plaque_percentile: float = 75.0
+    bright_cap_fraction: float = 0.85
+    bright_min_margin: float = 30.0
+    calcium_dark_fraction: float = 0.7
+    guide_ring_depth_mm: float = 1.3
+    guide_ring_fraction: float = 0.8
+    wire_halo_deg: int = 12
+    lumen_outlier_mm: float = 0.2
+    eem_weak_gradient: float = 0.3
+    eem_behind_calcium_mm: float = 0.35
+    eem_spike_mm: float = 0.3
+    lumen_hug_calcium_mm: float = 0.3
+    calcium_beyond_eem_mm: float = 0.2
+    min_eem_diameter_mm: float = 1.5
+    max_eem_diameter_mm: float = 7.0
+    min_solidity: float = 0.75
+    lumen_outside_eem_mm: float = 0.2
+    side_branch_excursion_mm: float = 0.5
+    side_branch_min_arc_deg: float = 30.0
+    min_structure: float = 0.3
+    depth_change_tolerance: float = 0.25
+    min_assessable_frames: int = 10
+    nodule_min_length_mm: float = 0.4
 
     def as_dict(self) -> dict[str, float | int | str]:
         """Return the parameters (and the algorithm version) for reports."""

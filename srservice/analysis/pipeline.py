@@ -13,13 +13,19 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from srservice.analysis import detect, polar, preprocess, speckle, volume
+from srservice.analysis import detect, polar, preprocess, quality, speckle, volume
 from srservice.analysis.borders import decimate_angles
 from srservice.analysis.context import Context
 from srservice.analysis.features import find_lesions
 from srservice.analysis.frames import FrameBuilder, blank_or_saturated
 from srservice.analysis.params import AnalysisParameters
-from srservice.analysis.types import ANGLE_BINS, FrameMeasurement, Pullback, PullbackAnalysis
+from srservice.analysis.types import (
+    ANGLE_BINS,
+    FrameMeasurement,
+    LesionFeatures,
+    Pullback,
+    PullbackAnalysis,
+)
 from srservice.analysis.wire import wire_track
 from srservice.errors import NotAssessableError
 
@@ -89,9 +95,10 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
     pol_s = np.ascontiguousarray(pol_s[:, :, : grid.n_radii])
     valid_end = np.minimum(valid_end, grid.n_radii)
     if int(valid_end.max()) < r0 + int(1.0 / p.radial_step_mm):
-        reasons.append("field of view smaller than 1 mm beyond the catheter at this pixel "
-                       "spacing: no frame assessable")
-        return _nothing_assessable(n, ps, pullback.frame_spacing_mm, grid.center, reasons)
+        fov = ("field of view smaller than 1 mm beyond the catheter at this pixel spacing: "
+               "no frame assessable")
+        reasons.append(fov)
+        return _nothing_assessable(n, ps, pullback.frame_spacing_mm, grid.center, reasons, fov)
     gains = _gains(frames, grid, pol_s, r0, p)
     s_idx = np.linspace(0, n - 1, samples.shape[0]).round().astype(np.intp)
     pol_s *= gains[s_idx, None, None].astype(np.float32)
@@ -104,6 +111,9 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
                                 reach_mm=0.05, max_frames=p.temporal_half_window)
     builder = FrameBuilder(grid, ctx, ps, pullback.frame_spacing_mm)
     assess = np.ones(n, dtype=np.bool_)
+    why = [""] * n
+    ring = np.full(n, np.nan)
+    extent = np.full(n, np.nan)
     # The decorrelation cue (only without blood/plaque grey-level contrast) needs a
     # neighbour on each side.
     use_dec = speckle.contrast_weight(lv.blood, lv.plaque) > 0.0
@@ -114,28 +124,69 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
         pol = grid.to_polar(frames[a0:a1])
         pol *= gains[a0:a1, None, None].astype(np.float32)
         preprocess.remove_seam(pol, r0, p)
-        bad = blank_or_saturated(pol, r0)
+        blank, saturated = blank_or_saturated(pol, r0)
+        noise = quality.speckle_structure(frames[a0:a1]) < p.min_structure
+        bad = blank | saturated | noise
+        for k in np.flatnonzero(bad):
+            if assess[a0 + k]:
+                why[a0 + k] = (quality.NO_ECHO if blank[k] else
+                               quality.SATURATED if saturated[k] else quality.NO_SIGNAL)
         assess[a0:a1] &= ~bad
         own = slice(c0 - a0, c0 - a0 + (c1 - c0))
         avg = _temporal_mean(pol, ~bad, half_t)[own]
         dec = (speckle.decorrelation(decimate_angles(pol, detect.DP_ANGLE_STEP), ~bad, own)
                if use_dec else None)
         res = detect.detect_chunk(pol[own], avg, ctx, track[c0:c1], dec)
+        for k in np.flatnonzero(res.guide & assess[c0:c1]):
+            why[c0 + k] = quality.GUIDE_CATHETER
         assess[c0:c1] &= ~res.guide
+        ring[c0:c1] = res.ring
+        extent[c0:c1] = res.extent
         builder.add(c0, res)
-    measurements = builder.finish(assess)
-    lesions = find_lesions(measurements, pullback.frame_spacing_mm, p)
-    if (~assess).any():
-        reasons.append(f"{int((~assess).sum())} frame(s) not assessable (blank, saturated or "
-                       "transducer inside the guide catheter)")
+    ok = assess.copy()
+    ring[~ok] = np.nan
+    extent[~ok] = np.nan
+    for i in np.flatnonzero(quality.depth_changed(ring, extent, p.depth_change_tolerance)):
+        assess[i], why[i] = False, quality.DEPTH_CHANGE
+    measurements = builder.finish(assess, why)
+    n_ok = sum(1 for m in measurements if m.assessable)
+    pullback_reason = ""
+    if n_ok < p.min_assessable_frames:
+        pullback_reason = _too_few_reason(measurements, n_ok, p.min_assessable_frames)
+        lesions: tuple[LesionFeatures, ...] = ()
+    else:
+        lesions = find_lesions(measurements, pullback.frame_spacing_mm, p)
+    for text, count in _reason_counts(measurements):
+        reasons.append(f"{count} frame(s) not assessable: {text}")
     return PullbackAnalysis(frame_count=n, pixel_spacing_mm=ps,
                             frame_spacing_mm=pullback.frame_spacing_mm,
                             frames=tuple(measurements), lesions=lesions,
-                            not_assessable=tuple(reasons))
+                            not_assessable=tuple(reasons), reason=pullback_reason)
+
+
+def _reason_counts(measurements: list[FrameMeasurement]) -> list[tuple[str, int]]:
+    """Not-assessable reasons with their frame counts, most frequent first."""
+    counts: dict[str, int] = {}
+    for m in measurements:
+        if not m.assessable:
+            counts[m.reason] = counts.get(m.reason, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _too_few_reason(measurements: list[FrameMeasurement], n_ok: int, needed: int) -> str:
+    """Why a pullback with too few assessable frames cannot be scored."""
+    head = ("no assessable frame" if n_ok == 0 else
+            f"only {n_ok} assessable frame(s)")
+    text = f"{head} of {len(measurements)} (at least {needed} needed)"
+    top = _reason_counts(measurements)
+    if top:
+        text += ": " + "; ".join(f"{r} ({c})" for r, c in top[:3])
+    return text
 
 
 def _nothing_assessable(n: int, ps: float | None, fs: float | None,
-                        center: tuple[float, float], reasons: list[str]) -> PullbackAnalysis:
+                        center: tuple[float, float], reasons: list[str], why: str
+                        ) -> PullbackAnalysis:
     empty = np.zeros(ANGLE_BINS, dtype=np.bool_)
     frames = tuple(
         FrameMeasurement(frame=i + 1, assessable=False, center=center, lumen_contour=None,
@@ -143,10 +194,10 @@ def _nothing_assessable(n: int, ps: float | None, fs: float | None,
                          eem_mean_diameter_mm=None, eem_interpolated_fraction=0.0,
                          calcium_mask=empty.copy(), superficial_calcium_mask=empty.copy(),
                          calcium_arc_deg=0.0, superficial_calcium_arc_deg=0.0,
-                         calcified_nodule=False)
+                         calcified_nodule=False, reason=why)
         for i in range(n))
     return PullbackAnalysis(frame_count=n, pixel_spacing_mm=ps, frame_spacing_mm=fs,
-                            frames=frames, lesions=(), not_assessable=tuple(reasons))
+                            frames=frames, lesions=(), not_assessable=tuple(reasons), reason=why)
 
 
 def _wire_track(pol_samples: npt.NDArray[np.float32], ctx: Context,

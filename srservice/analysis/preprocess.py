@@ -50,12 +50,6 @@ def remove_seam(polar: F32, r0: int, params: AnalysisParameters) -> F32:
     return polar
 
 
-def frame_levels(polar: F32, r0: int) -> npt.NDArray[np.float64]:
-    """Robust brightness of each frame beyond the catheter (median of the polar image)."""
-    sub = polar[:, ::4, r0::2]
-    return np.asarray(np.median(sub.reshape(sub.shape[0], -1), axis=1), dtype=np.float64)
-
-
 def gain_factors(levels: npt.NDArray[np.float64], params: AnalysisParameters
                  ) -> npt.NDArray[np.float64]:
     """Per-frame gain correction: running median of frame levels over this frame's level.

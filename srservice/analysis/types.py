@@ -129,7 +129,7 @@ class FrameMeasurement:
 class LesionFeatures:
     """One calcified segment along the pullback and the features the scores need.
 
-    Attributes follow ``docs/calcium-scores.md`` (Zhang et al., Circ Cardiovasc Interv
+    Attributes follow docs/scoring.md (Zhang et al., Circ Cardiovasc Interv
     2021;14:e010296). Lengths are None when the frame spacing is unknown; the vessel diameter
     is None when the pixel spacing is unknown.
     """

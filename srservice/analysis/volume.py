@@ -13,6 +13,7 @@ from scipy import ndimage
 
 from srservice.analysis.borders import interpolate_hidden, robust_fourier_fit
 from srservice.analysis.geometry import circular_neighbours
+from srservice.analysis.types import ANGLE_BINS
 from srservice.analysis.wire import circular_dilate
 
 B = npt.NDArray[np.bool_]
@@ -58,20 +59,22 @@ def drop_narrow(masks: B, min_bins: int) -> B:
 
 
 def protrusion_mm(lumen_samples: F64, edge_samples: F64, calcium: B, ignore: B,
-                  step_mm: float) -> F64:
+                  step_mm: float) -> tuple[F64, npt.NDArray[np.intp]]:
     """Largest protrusion (mm) of the calcium surface into the lumen, per frame.
 
     The smooth lumen contour is a 3rd-order Fourier fit of the border radius (about the
     catheter) with inward outliers rejected iteratively; the protrusion is the smooth contour
     minus the calcium leading edge radius, lightly smoothed over 3 bins, maximised over
-    calcium bins (Lee, Mintz, Maehara 2011; calcium-scores.md: >= 0.2 mm makes a calcified
-    nodule). Calcium lying behind the lumen border gives a negative protrusion.
+    calcium bins (Lee, Mintz, Maehara 2011; docs/scoring.md: >= 0.2 mm makes a calcified
+    nodule). Calcium lying behind the lumen border gives a negative protrusion. Returns the
+    protrusion per frame (-inf without calcium) and the angle bin where it is largest.
     """
     n = lumen_samples.shape[0]
     out = np.full(n, -np.inf)
+    where = np.zeros(n, dtype=np.intp)
     rows = np.flatnonzero(calcium.any(axis=1))
     if rows.size == 0:
-        return out
+        return out, where
     lum = lumen_samples[rows]
     w = ~ignore[rows]
     fit = robust_fourier_fit(lum, w, order=3, iterations=4, clip=2.5)
@@ -86,7 +89,33 @@ def protrusion_mm(lumen_samples: F64, edge_samples: F64, calcium: B, ignore: B,
     cal = calcium[rows]
     surface = np.where(cal, edge_samples[rows], lum)
     d = ndimage.uniform_filter1d(f - surface, 3, axis=1, mode="wrap")
-    out[rows] = np.where(cal, d, -np.inf).max(axis=1) * step_mm
+    masked = np.where(cal, d, -np.inf)
+    where[rows] = masked.argmax(axis=1)
+    out[rows] = masked.max(axis=1) * step_mm
+    return out, where
+
+
+def consistent_runs(flags: B, angle_bin: npt.NDArray[np.intp], min_frames: int,
+                    max_step_deg: float = 30.0) -> B:
+    """Keep runs of at least ``min_frames`` flagged frames whose angle moves little.
+
+    A calcified nodule is one mass: seen over several neighbouring frames at nearly the same
+    angle. A run breaks where the angle of the largest protrusion jumps by more than
+    ``max_step_deg`` between neighbouring frames.
+    """
+    ang = angle_bin.astype(np.float64) * 360.0 / ANGLE_BINS
+    jump = np.abs((np.diff(ang) + 180.0) % 360.0 - 180.0) > max_step_deg
+    need = max(1, min_frames)
+    out = np.zeros_like(flags)
+    start: int | None = None
+    for i in range(flags.size):
+        if flags[i] and start is not None and not jump[i - 1]:
+            continue
+        if start is not None and i - start >= need:
+            out[start:i] = True
+        start = i if flags[i] else None
+    if start is not None and flags.size - start >= need:
+        out[start:] = True
     return out
 
 

@@ -1,7 +1,7 @@
 """Guidewire versus calcium: reflectors inside the lumen, the wire track along the pullback.
 
 The guidewire is a bright reflector inside the lumen with a narrow shadow; it is not calcium
-(calcium-scores.md), the lumen and EEM behind it are interpolated and calcium on both sides of
+(docs/scoring.md), the lumen and EEM behind it are interpolated and calcium on both sides of
 its shadow is bridged. A calcified nodule also bulges towards the catheter, so the wire is told
 apart by its persistence along the pullback (a track of nearly constant angle) or, without a
 track, by the discontinuity of its reflector with the calcium beside it.
