@@ -122,9 +122,9 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
         c1 = min(n, c0 + CHUNK)
         a0, a1 = max(0, c0 - margin), min(n, c1 + margin)
         pol = grid.to_polar(frames[a0:a1])
+        blank, saturated = blank_or_saturated(pol, r0)  # before the gain correction
         pol *= gains[a0:a1, None, None].astype(np.float32)
         preprocess.remove_seam(pol, r0, p)
-        blank, saturated = blank_or_saturated(pol, r0)
         noise = quality.speckle_structure(frames[a0:a1]) < p.min_structure
         bad = blank | saturated | noise
         for k in np.flatnonzero(bad):
