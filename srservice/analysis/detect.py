@@ -31,10 +31,12 @@ from srservice.analysis.borders import (
     upsample_path,
 )
 from srservice.analysis.context import Context, Levels, box_angle, smooth
+from srservice.analysis.geometry import fill_circular_gaps_rows
 from srservice.analysis.params import AnalysisParameters
 from srservice.analysis.quality import longest_circular_run
 from srservice.analysis.speckle import blood_likeness
 from srservice.analysis.types import ANGLE_BINS
+from srservice.analysis.volume import drop_narrow
 from srservice.analysis.wire import (
     WIRE_TRACK_TOL_MM,
     circular_dilate,
@@ -176,6 +178,49 @@ def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None
     return has, np.where(has, edge, 0)
 
 
+def shadowed_rays(s3: F32, lumen: F64, ctx: Context) -> B:
+    """Rays whose wall is mostly in acoustic shadow, whether or not a bright edge was found.
+
+    The window runs from ``calcium_shadow_gap_mm`` to ``calcium_shadow_gap_mm +
+    2 * calcium_shadow_len_mm`` beyond the lumen border ``lumen`` (radial samples per bin).
+    """
+    p = ctx.params
+    n_r = s3.shape[2]
+    start = np.clip(np.rint(lumen + ctx.samples(p.calcium_shadow_gap_mm)).astype(np.intp),
+                    0, n_r - 1)
+    length = 2 * ctx.samples(p.calcium_shadow_len_mm)
+    rr = np.arange(n_r)[None, None, :]
+    end = np.minimum(start + length, ctx.valid_end[None, :])
+    inside = (rr >= start[:, :, None]) & (rr < end[:, :, None])
+    dark = (s3 < ctx.levels.dark) & inside
+    count = inside.sum(axis=2)
+    return np.asarray((count >= length // 2)
+                      & (dark.sum(axis=2) >= p.calcium_dark_fraction * np.maximum(count, 1)))
+
+
+def join_fragments(calcium: B, edge: npt.NDArray[np.intp], shadowed: B, ctx: Context
+                   ) -> tuple[B, npt.NDArray[np.intp]]:
+    """One arc for fragments of a leading edge that share one continuous shadow.
+
+    Real leading edges are fragmented (bright blobs with gaps of a few degrees) while the
+    shadow behind them is continuous: gaps of at most ``calcium_fragment_gap_deg`` between
+    fragments at least ``calcium_fragment_min_deg`` wide, lying entirely in shadow, become
+    calcium with the leading edge interpolated from the fragments on either side.
+    """
+    max_gap = round(ctx.params.calcium_fragment_gap_deg * ANGLE_BINS / 360.0)
+    if max_gap <= 0 or not calcium.any():
+        return calcium, edge
+    # Single-ray candidates are speckle (e.g. inside attenuated plaque), not fragments.
+    min_piece = round(ctx.params.calcium_fragment_min_deg * ANGLE_BINS / 360.0)
+    pieces = drop_narrow(calcium, max(1, min_piece))
+    joined = fill_circular_gaps_rows(pieces, max_gap, shadowed) | calcium
+    new = joined & ~calcium
+    if not new.any():
+        return calcium, edge
+    filled = interpolate_hidden(edge.astype(np.float64), ~calcium)
+    return joined, np.where(new, np.rint(filled).astype(np.intp), edge)
+
+
 def lumen_cost(s: F32, ctx: Context, ignore: B, stop: npt.NDArray[np.intp],
                valid_end: npt.NDArray[np.intp], blood_q: F32 | None = None,
                weight: float = 0.0) -> F32:
@@ -305,6 +350,7 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     l1 = pass1_lumen(sd, shadow, ctx, blood_q, weight)
     wire = circular_dilate(classify_wire(shadow, edge, l1, ctx, track) | dark_rays(s3, ctx), 2)
     calc_rays = shadow & ~wire
+    calc_rays, edge = join_fragments(calc_rays, edge, shadowed_rays(s3, l1, ctx) & ~wire, ctx)
     # The wire's reflection spreads over ~+-15 degrees: no lumen evidence there.
     halo = circular_dilate(wire, p.wire_halo_deg)
     # Lumen: calcium rays count up to their leading edge; wire rays are ignored.
@@ -320,6 +366,11 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     lum = np.where(((lum > fit + out_tol) & ~calc_rays) | halo, fit, lum)
     # A leading edge within the wall is wall calcium; a reflector far behind the lumen is not.
     calc_rays = calc_rays & (edge - lum <= p.max_wall_mm / ctx.step_mm)
+    # A leading edge is one continuous surface: a ray whose edge lies far behind the smooth
+    # surface of the frame's calcium found a deeper reflector (adventitia, perivascular).
+    if calc_rays.any():
+        surf = robust_fourier_fit(edge.astype(np.float64), calc_rays, order=4)
+        calc_rays = calc_rays & (edge <= surf + p.calcium_surface_jump_mm / ctx.step_mm)
     lum = np.where(calc_rays, np.minimum(lum, edge.astype(np.float64)), lum)
     # Calcium hugging the lumen (real exports: usually no plaque layer in front of it): the
     # lumen border lies on the leading edge when the gap is within the border's uncertainty.

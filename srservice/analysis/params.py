@@ -54,6 +54,14 @@ class AnalysisParameters:
         Shadow mean below this fraction of the unshadowed reference at the same depth.
     calcium_shadow_gap_mm, calcium_shadow_len_mm : float
         Shadow window behind the leading edge (gap skips the edge and its reverberations).
+    calcium_fragment_gap_deg : float
+        Gaps up to this wide between leading-edge fragments that share one shadow are calcium
+        (real exports: fragmented edges over a continuous shadow).
+    calcium_fragment_min_deg : float
+        Narrower leading-edge candidates are speckle and are not joined.
+    calcium_surface_jump_mm : float
+        Calcium rays whose leading edge lies this far behind the smooth surface of the
+        frame's calcium are dropped (a deeper reflector, not the same calcium).
     calcium_min_arc_deg : float
         Calcium pieces narrower than this are dropped (speckle, guidewire glints).
     guidewire_max_gap_deg : float
@@ -158,6 +166,9 @@ class AnalysisParameters:
     calcium_shadow_ratio: float = 0.45
     calcium_shadow_gap_mm: float = 0.15
     calcium_shadow_len_mm: float = 0.5
+    calcium_fragment_gap_deg: float = 15.0
+    calcium_fragment_min_deg: float = 3.0
+    calcium_surface_jump_mm: float = 0.5
     calcium_min_arc_deg: float = 6.0
     guidewire_max_gap_deg: float = 45.0
     lumen_edge_tolerance_mm: float = 0.15
