@@ -86,11 +86,16 @@ def _annotated(analysis: PullbackAnalysis, pullback: PullbackScore) -> list[_Ann
     return out
 
 
-def _graphics(frame: FrameMeasurement) -> dict[str, list[hd.pr.GraphicObject]]:
+def _graphics(frame: FrameMeasurement, rows: int, cols: int
+              ) -> dict[str, list[hd.pr.GraphicObject]]:
     def poly(points: np.ndarray) -> hd.pr.GraphicObject:
+        # PIXEL annotation units address the image matrix (PS3.3 C.10.5.1.2): a contour that
+        # runs beyond the field of view is drawn along the image edge.
+        pts = np.asarray(points, dtype=np.float64).copy()
+        pts[:, 0] = np.clip(pts[:, 0], 0.0, float(cols - 1))
+        pts[:, 1] = np.clip(pts[:, 1], 0.0, float(rows - 1))
         return hd.pr.GraphicObject(graphic_type=hd.pr.GraphicTypeValues.POLYLINE,
-                                   graphic_data=np.asarray(points, dtype=np.float64),
-                                   units=hd.pr.AnnotationUnitsValues.PIXEL)
+                                   graphic_data=pts, units=hd.pr.AnnotationUnitsValues.PIXEL)
 
     out: dict[str, list[hd.pr.GraphicObject]] = {"LUMEN": [], "EEM": [], "CALCIUM": []}
     if frame.lumen_contour is not None and len(frame.lumen_contour) >= 3:
@@ -157,7 +162,7 @@ def build_presentation_state(header: Dataset, analysis: PullbackAnalysis,
         image = header if inst is None else inst
         images.setdefault(str(image.SOPInstanceUID), image)
         frame_number = n if inst is None else None
-        for name, objects in _graphics(item.frame).items():
+        for name, objects in _graphics(item.frame, rows, cols).items():
             if objects:
                 annotations.append(hd.pr.GraphicAnnotation(
                     referenced_images=[image], graphic_layer=layers[name],
