@@ -30,11 +30,6 @@ def polygon_areas(xy: FloatArray) -> FloatArray:
                       dtype=np.float64)
 
 
-def polygon_area(xy: FloatArray) -> float:
-    """Area (pixels squared) of a closed simple polygon (shoelace formula)."""
-    return float(polygon_areas(xy[None])[0])
-
-
 def polygon_centroids(xy: FloatArray) -> FloatArray:
     """Area centroids ``(n, 2)`` of closed simple polygons ``(n, K, 2)``.
 
@@ -53,12 +48,6 @@ def polygon_centroids(xy: FloatArray) -> FloatArray:
     cx = np.where(degenerate, x.mean(axis=-1), cx)
     cy = np.where(degenerate, y.mean(axis=-1), cy)
     return np.stack([cx, cy], axis=-1)
-
-
-def polygon_centroid(xy: FloatArray) -> tuple[float, float]:
-    """Area centroid ``(x, y)`` of a closed simple polygon; vertex mean if degenerate."""
-    c = polygon_centroids(xy[None])[0]
-    return float(c[0]), float(c[1])
 
 
 _THETA = np.deg2rad(bin_angles_deg())
@@ -119,15 +108,6 @@ def min_max_diameters(xy: FloatArray) -> tuple[FloatArray, FloatArray]:
     return d.min(axis=1), d.max(axis=1)
 
 
-def min_max_diameter(xy: FloatArray) -> tuple[float, float]:
-    """Minimum and maximum diameters (pixels) through the area centroid of a contour.
-
-    See :func:`min_max_diameters`.
-    """
-    dmin, dmax = min_max_diameters(xy[None])
-    return float(dmin[0]), float(dmax[0])
-
-
 def mask_arc_deg(mask: BoolArray) -> float:
     """Arc (degrees) covered by an angular mask; separate pieces add, 360 max."""
     return float(np.count_nonzero(mask)) * BIN_DEG
@@ -166,17 +146,6 @@ def rebin_masks(masks: BoolArray, radii_px: FloatArray, from_center: tuple[float
             - np.bincount(f * width + np.minimum(stop, width - 1), minlength=n * width))
     cover = np.cumsum(diff.reshape(n, width), axis=1)[:, : 2 * ANGLE_BINS] > 0
     return np.asarray(cover[:, :ANGLE_BINS] | cover[:, ANGLE_BINS:], dtype=np.bool_)
-
-
-def rebin_mask(mask: BoolArray, radii_px: FloatArray, from_center: tuple[float, float],
-               to_center: tuple[float, float]) -> BoolArray:
-    """Re-express one angular mask about ``from_center`` as bins about ``to_center``.
-
-    See :func:`rebin_masks`.
-    """
-    out = rebin_masks(mask[None], np.asarray(radii_px, dtype=np.float64)[None], from_center,
-                      np.asarray([to_center], dtype=np.float64))
-    return np.asarray(out[0], dtype=np.bool_)
 
 
 def circular_neighbours(known: BoolArray) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
@@ -233,14 +202,3 @@ def fill_circular_gaps_rows(masks: BoolArray, max_gap: int,
         gap &= (cb[r, nxt] - cb[r, prev + 1]) == 0
     out[rows] |= gap
     return out
-
-
-def fill_circular_gaps(mask: BoolArray, max_gap: int, allowed: BoolArray | None = None
-                       ) -> BoolArray:
-    """Fill gaps of at most ``max_gap`` bins between True bins of one mask.
-
-    See :func:`fill_circular_gaps_rows`.
-    """
-    out = fill_circular_gaps_rows(mask[None], max_gap,
-                                  None if allowed is None else allowed[None])
-    return np.asarray(out[0], dtype=np.bool_)

@@ -117,15 +117,3 @@ def consistent_runs(flags: B, angle_bin: npt.NDArray[np.intp], min_frames: int,
     if start is not None and flags.size - start >= need:
         out[start:] = True
     return out
-
-
-def persistent(flags: B, min_frames: int) -> B:
-    """Keep only runs of at least ``min_frames`` consecutive True frames."""
-    out = np.zeros_like(flags)
-    if min_frames <= 1:
-        return flags.copy()
-    d = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
-    for s, e in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True):
-        if e - s >= min_frames:
-            out[s:e] = True
-    return out

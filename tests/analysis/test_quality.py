@@ -167,3 +167,16 @@ def test_frame_flags_report_interpolated_eem() -> None:
     assert any(fl.startswith("EEM interpolated over") for fl in f.flags)
     assert f.nodule_protrusion_mm is not None and f.nodule_protrusion_mm < 0.2
     assert not f.calcified_nodule
+
+
+def test_nodule_runs_need_length_and_a_steady_angle() -> None:
+    from srservice.analysis.volume import consistent_runs
+
+    flags = np.zeros(20, dtype=np.bool_)
+    flags[2:10] = True
+    flags[12:14] = True
+    angle = np.full(20, 90, dtype=np.intp)
+    out = consistent_runs(flags, angle, 4)
+    assert out[2:10].all() and not out[10:].any() and not out[:2].any()
+    angle[6] = 200  # the largest protrusion jumps to another side: two short runs
+    assert not consistent_runs(flags, angle, 5).any()
