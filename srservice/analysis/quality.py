@@ -58,17 +58,19 @@ def speckle_structure(frames: npt.NDArray[np.uint8], lag: int = 2) -> F64:
     n, rows, cols = frames.shape
     r0, r1 = rows // 8, rows - rows // 8
     c0, c1 = cols // 8, cols - cols // 8
-    a = frames[:, r0:r1, c0:c1].astype(np.float32)
+    a = frames[:, r0:r1, c0:c1]
     out = np.zeros(n)
     if a.shape[1] <= lag + 1 or a.shape[2] <= lag + 1:
         return out
-    for shift in ((lag, 0), (0, lag)):
-        x = a[:, : a.shape[1] - shift[0], : a.shape[2] - shift[1]]
-        y = a[:, shift[0] :, shift[1] :]
-        x = x - x.mean(axis=(1, 2), keepdims=True)
-        y = y - y.mean(axis=(1, 2), keepdims=True)
-        num = (x * y).mean(axis=(1, 2))
-        den = np.sqrt((x * x).mean(axis=(1, 2)) * (y * y).mean(axis=(1, 2)))
+    # Every 4th line in each direction is plenty for a correlation and 4 times cheaper.
+    pairs = ((a[:, ::4, :-lag], a[:, ::4, lag:]), (a[:, :-lag, ::4], a[:, lag:, ::4]))
+    for xs, ys in pairs:
+        x = xs.reshape(n, -1).astype(np.float32)
+        y = ys.reshape(n, -1).astype(np.float32)
+        x -= x.mean(axis=1, keepdims=True)
+        y -= y.mean(axis=1, keepdims=True)
+        num = np.einsum("ij,ij->i", x, y)
+        den = np.sqrt(np.einsum("ij,ij->i", x, x) * np.einsum("ij,ij->i", y, y))
         out += 0.5 * np.where(den > 1e-6, num / np.maximum(den, 1e-6), 0.0)
     return out
 
