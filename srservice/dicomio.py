@@ -23,9 +23,10 @@ Baseline/Lossless, JPEG-LS, JPEG 2000).
   size- and element-checked by streaming before pydicom parses it; every compressed frame's
   own header (JPEG SOF, JPEG-LS SOF55, JPEG 2000 SIZ, RLE segment table,
   :mod:`srservice.codestreams`) is read and compared with Rows/Columns/Samples per Pixel before
-  any frame is decoded; frames are decoded one at a time, and a pullback whose decoded pixels
-  (8-bit result, 16-bit copy, one frame in flight) need more than the per-job memory budget
-  (``decode_memory_budget_mb``) is refused before decoding.
+  any frame is decoded; frames are decoded one at a time, 16-bit frames twice (range, then
+  result) when their 16-bit copy would not fit the per-job memory budget
+  (``decode_memory_budget_mb``), and a pullback whose decoded pixels (8-bit result, one frame
+  in flight) still need more is refused before decoding.
 - Missing spacing is not an error: None plus a note, or the caller's site default plus a note.
 - Everything else that cannot be used raises :class:`InvalidDicomError` with one clear line.
 """
@@ -155,23 +156,29 @@ def _float(value: object) -> float | None:
     return f if np.isfinite(f) else None
 
 
-def decode_memory_needed(frames: int, rows: int, cols: int, spp: int, bits: int) -> int:
+def decode_memory_needed(frames: int, rows: int, cols: int, spp: int, bits: int, *,
+                         keep_wide: bool = True) -> int:
     """Bytes of decoded pixels a pullback needs at the peak of :func:`load_pullback`.
 
     The 8-bit grey result (frames x rows x cols), the 16-bit copy kept for range scaling when
-    Bits Allocated is 16 and Samples per Pixel 1, and one frame in flight: the decoder's
-    output, its RGB conversion and a float64 grey frame.
+    Bits Allocated is 16 and Samples per Pixel 1 (unless ``keep_wide`` is False: the frames
+    are then decoded twice, once for the range and once for the result), and one frame in
+    flight: the decoder's output, its RGB conversion and a float64 grey frame.
     """
     pixels = frames * rows * cols
     result = pixels
-    wide = 2 * pixels if bits == 16 and spp == 1 else 0
+    wide = 2 * pixels if bits == 16 and spp == 1 and keep_wide else 0
     in_flight = rows * cols * (2 * spp * (bits // 8) + 4 * spp + 8)
     return result + wide + in_flight
 
 
 def _check_geometry(ds: Dataset, ts: UID, path: Path | None,
-                    limits: ReadLimits) -> tuple[int, int, int, int, int]:
-    """Validate the pixel description; return (frames, rows, cols, samples, bits)."""
+                    limits: ReadLimits) -> tuple[int, int, int, int, int, bool]:
+    """Validate the pixel description; return (frames, rows, cols, samples, bits, keep_wide).
+
+    ``keep_wide`` is False when 16-bit data fit the decode memory budget only if decoded
+    twice instead of kept as a 16-bit copy.
+    """
     if "PixelData" not in ds:
         raise _fail("no Pixel Data (7FE0,0010)")
     rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
@@ -188,6 +195,9 @@ def _check_geometry(ds: Dataset, ts: UID, path: Path | None,
         )
     expected = rows * cols * spp * frames * bits // 8
     needed = decode_memory_needed(frames, rows, cols, spp, bits)
+    keep_wide = needed <= limits.decode_memory_budget
+    if not keep_wide:
+        needed = decode_memory_needed(frames, rows, cols, spp, bits, keep_wide=False)
     if needed > limits.decode_memory_budget:
         raise _fail(f"decoding {frames} frames of {rows} x {cols} x {spp} needs "
                     f"{needed // 2**20} MiB, more than the per-job budget of "
@@ -205,7 +215,7 @@ def _check_geometry(ds: Dataset, ts: UID, path: Path | None,
         tell = getattr(elem, "value_tell", None)
         if path is not None and tell is not None and tell + expected > path.stat().st_size:
             raise _fail("file is truncated inside Pixel Data")
-    return frames, rows, cols, spp, bits
+    return frames, rows, cols, spp, bits, keep_wide
 
 
 def _to_grey8(
@@ -333,7 +343,7 @@ def _check_frame_headers(ds: Dataset, path: Path | None, ts: UID, frames: int, r
 
 def _decode(
     ds: Dataset, path: Path | None, frames: int, rows: int, cols: int, spp: int, bits: int,
-    notes: list[str],
+    notes: list[str], keep_wide: bool = True,
 ) -> npt.NDArray[np.uint8]:
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
     if spp == 1 and photometric not in {"MONOCHROME1", "MONOCHROME2"}:
@@ -342,47 +352,61 @@ def _decode(
     if not 1 <= bits_stored <= bits:
         raise _fail(f"Bits Stored {bits_stored} is not within 1..{bits}")
     signed = _int(ds, "PixelRepresentation", 0) == 1
-    out = np.empty((frames, rows, cols), dtype=np.uint8)
-    wide: npt.NDArray[np.uint16] | None = None
-    if bits == 16 and spp == 1:  # keep the raw values: scaling needs the whole range
-        wide = np.empty((frames, rows, cols), dtype=np.uint16)
     src: str | Dataset = str(path) if path is not None else ds
     ts_uid = UID(str(ds.file_meta.get("TransferSyntaxUID", ""))) if hasattr(ds, "file_meta") \
         else UID("")
     _check_frame_headers(ds, path, ts_uid, frames, rows, cols, spp, bits)
-    n = 0
-    try:
-        frame_iter = _native_frames(ds, path, frames, rows, cols, spp, bits)
-        if frame_iter is None:
-            frame_iter = iter_pixels(src, as_rgb=True,
-                                     decoding_plugin=_decoder_choice(ds))
-        for i, frame in enumerate(frame_iter):
-            if i >= frames:
-                break
-            if frame.shape[:2] != (rows, cols):
-                raise _fail(f"frame {i + 1} decodes to {frame.shape}, expected {rows} x {cols}")
-            g = _to_grey8(frame, photometric, spp, bits, bits_stored, signed)
-            if wide is not None:
-                wide[i] = np.clip(g, 0, 65535)
-            else:
-                out[i] = g
-            n += 1
-    except InvalidDicomError:
-        raise
-    except Exception as exc:  # decoders raise many types on corrupt data
-        ts = ds.file_meta.get("TransferSyntaxUID", "?") if hasattr(ds, "file_meta") else "?"
-        raise _fail(f"cannot decode Pixel Data ({UID(str(ts)).name}): {_first_line(exc)}") from exc
-    if n != frames:
-        raise _fail(f"Pixel Data holds {n} frames, Number of Frames says {frames}")
-    if wide is not None:
-        full = float((1 << bits_stored) - 1)
-        top = float(wide.max()) if wide.size else full
-        denom = full
-        if 0 < top < full / 4.0:
-            denom = top
-            notes.append(f"{bits_stored}-bit data use 0-{top:.0f}; scaled by the actual range")
-        for i in range(frames):  # frame by frame: no full-size float temporary
-            out[i] = np.clip(wide[i] * (255.0 / denom) + 0.5, 0, 255).astype(np.uint8)
+
+    def grey_frames() -> Iterator[npt.NDArray[np.float64] | npt.NDArray[np.uint8]]:
+        """Decode frame by frame (one frame in flight); check shape and count."""
+        n = 0
+        try:
+            frame_iter = _native_frames(ds, path, frames, rows, cols, spp, bits)
+            if frame_iter is None:
+                frame_iter = iter_pixels(src, as_rgb=True,
+                                         decoding_plugin=_decoder_choice(ds))
+            for i, frame in enumerate(frame_iter):
+                if i >= frames:
+                    break
+                if frame.shape[:2] != (rows, cols):
+                    raise _fail(f"frame {i + 1} decodes to {frame.shape}, expected "
+                                f"{rows} x {cols}")
+                n += 1
+                yield _to_grey8(frame, photometric, spp, bits, bits_stored, signed)
+        except InvalidDicomError:
+            raise
+        except Exception as exc:  # decoders raise many types on corrupt data
+            raise _fail(f"cannot decode Pixel Data ({ts_uid.name}): "
+                        f"{_first_line(exc)}") from exc
+        if n != frames:
+            raise _fail(f"Pixel Data holds {n} frames, Number of Frames says {frames}")
+
+    out = np.empty((frames, rows, cols), dtype=np.uint8)
+    if not (bits == 16 and spp == 1):
+        for i, g in enumerate(grey_frames()):
+            out[i] = g
+        return out
+    # 16-bit grey: scaling needs the whole range. Keep a 16-bit copy when it fits the
+    # budget; otherwise decode twice (range, then result).
+    wide: npt.NDArray[np.uint16] | None = None
+    if keep_wide:
+        wide = np.empty((frames, rows, cols), dtype=np.uint16)
+        for i, g in enumerate(grey_frames()):
+            wide[i] = np.clip(g, 0, 65535)
+        top = float(wide.max()) if wide.size else 0.0
+    else:
+        top = 0.0
+        for g in grey_frames():
+            top = max(top, float(np.clip(g, 0, 65535).max()))
+        notes.append("16-bit frames decoded twice to stay within the decode memory budget")
+    full = float((1 << bits_stored) - 1)
+    denom = full
+    if 0 < top < full / 4.0:
+        denom = top
+        notes.append(f"{bits_stored}-bit data use 0-{top:.0f}; scaled by the actual range")
+    frames_again = iter(wide) if wide is not None else grey_frames()
+    for i, g in enumerate(frames_again):  # frame by frame: no full-size float temporary
+        out[i] = np.clip(np.clip(g, 0, 65535) * (255.0 / denom) + 0.5, 0, 255).astype(np.uint8)
     return out
 
 
@@ -563,8 +587,8 @@ def _load(
     ts = UID(ts_str)
     if not ts.is_transfer_syntax:
         raise _fail(f"unknown Transfer Syntax UID {ts_str}")
-    frames, rows, cols, spp, bits = _check_geometry(ds, ts, path, limits)
-    pixels = _decode(ds, path, frames, rows, cols, spp, bits, notes)
+    frames, rows, cols, spp, bits, keep_wide = _check_geometry(ds, ts, path, limits)
+    pixels = _decode(ds, path, frames, rows, cols, spp, bits, notes, keep_wide)
     spacing, center = _pixel_spacing(ds, rows, cols, default_pixel_spacing_mm, notes)
     fspacing = _frame_spacing(ds, default_frame_spacing_mm, notes)
     header = Dataset()

@@ -138,3 +138,30 @@ def test_decode_memory_budget(tmp_path: Path) -> None:
     enough = ReadLimits(max_header_bytes=2**23, max_header_elements=10**5,
                         decode_memory_budget=needed)
     assert load_pullback(path, limits=enough).pullback.frames.shape == (6, 64, 64)
+
+
+def test_16bit_pullback_decoded_twice_within_budget(tmp_path: Path) -> None:
+    """16-bit grey data: when the 16-bit copy does not fit the budget, decoding twice does."""
+    from pydicom import dcmread
+    from pydicom.filebase import DicomBytesIO
+
+    ds = dcmread(DicomBytesIO(phantom_part10(6, 64, "explicit")))
+    ds.PixelData = (ds.pixel_array.astype("uint16") * 16).tobytes()
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
+    path = tmp_path / "p16.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    with_copy = decode_memory_needed(6, 64, 64, 1, 16)
+    twice = decode_memory_needed(6, 64, 64, 1, 16, keep_wide=False)
+    assert twice < with_copy
+
+    def limits(budget: int) -> ReadLimits:
+        return ReadLimits(max_header_bytes=2**23, max_header_elements=10**5,
+                          decode_memory_budget=budget)
+
+    one_pass = load_pullback(path, limits=limits(with_copy)).pullback
+    two_pass = load_pullback(path, limits=limits(twice)).pullback
+    assert (one_pass.frames == two_pass.frames).all()
+    assert not any("decoded twice" in n for n in one_pass.notes)
+    assert any("decoded twice" in n for n in two_pass.notes)
+    with pytest.raises(InvalidDicomError, match="decode_memory_budget_mb"):
+        load_pullback(path, limits=limits(twice - 1))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import select
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -164,3 +165,31 @@ def test_association_time_limit(scp: Callable[..., RunningScp], tmp_path: Path) 
     again.release()
     figures.record("connections", f"C-ECHO every 0.5 s, association_time_limit {limit:g} s",
                    f"aborted after {elapsed:.1f} s ({echoes} echoes answered)")
+
+
+def test_burst_of_legitimate_associations_from_one_address(
+        scp: Callable[..., RunningScp], tmp_path: Path) -> None:
+    """The per-address limit counts only connections still silent: a burst of associations
+    from one PACS (each sends its A-ASSOCIATE-RQ at once) is not refused."""
+    burst = 40
+    running = scp(max_associations=burst)  # default unassociated limits (8 per address)
+    barrier = threading.Barrier(burst)
+    established: list[bool] = []
+
+    def associate(k: int) -> None:
+        barrier.wait()
+        sender = Sender(running.port, CONTEXTS, tmp_path / f"b{k}", timeout=20)
+        established.append(sender.established)
+        sender.release()
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=associate, args=(k,)) for k in range(burst)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    elapsed = time.monotonic() - t0
+    refused = [r for r in audit_records(running) if r["event"] == "connection-refused"]
+    figures.record("connections", f"{burst} simultaneous associations from one address",
+                   f"{sum(established)} established, {len(refused)} refused in {elapsed:.1f} s")
+    assert established == [True] * burst and refused == []
