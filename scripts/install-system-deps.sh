@@ -2,7 +2,9 @@
 # Installs the Debian packages the tests and tools need: DCMTK (storescu, dsrdump, dsr2html),
 # dicom3tools (dciodvfy), Orthanc (the test PACS), poppler-utils (pdftoppm), redis-server
 # (each test that needs a broker starts its own on a free port) and fonts-noto-cjk (the PDF
-# report draws Japanese, Korean and Chinese patient names with Noto Sans CJK).
+# report draws Japanese, Korean and Chinese patient names with Noto Sans CJK), and for the
+# viewer tests: orthanc-dicomweb (DICOMweb for the test PACS), chromium (the browser Playwright
+# drives) and npm (scripts/install-viewer.sh installs the OHIF viewer with it).
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 need=()
@@ -12,6 +14,9 @@ command -v Orthanc >/dev/null 2>&1 || [ -x /usr/sbin/Orthanc ] || need+=(orthanc
 command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need+=(fonts-noto-cjk)
+[ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-system-deps.sh
 bash scripts/ensure-services.sh
 bash scripts/setup-venv.sh test
+bash scripts/install-viewer.sh
 echo "== ruff"; .venv/bin/ruff check srservice workers tests benchmarks scripts
 echo "== mypy --strict"; .venv/bin/mypy
 echo "== pytest"; .venv/bin/pytest "$@"

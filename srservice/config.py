@@ -249,6 +249,31 @@ class Settings(BaseSettings):
     backfill_follow_interval_seconds: float = Field(300.0, gt=0, description="With --follow: "
                                                     "seconds between two queries of the PACS.")
 
+    # --- built-in web viewer (srservice serve; docs/viewing.md) -------------------------
+    viewer_port: int | None = Field(None, ge=0, le=65535, description="Port of the built-in "
+                                    "OHIF viewer; empty: no viewer.")
+    viewer_host: str = Field("127.0.0.1", description="Address the built-in viewer binds to.")
+    viewer_dicomweb_url: str | None = Field(None, description="DICOMweb base URL of the PACS "
+                                            "the viewer shows (QIDO-RS/WADO-RS).")
+    viewer_dist: Path = Field(Path("vendor/ohif/3.13.2/dist"), description="The built OHIF "
+                              "viewer (scripts/install-viewer.sh).")
+
+    @field_validator("viewer_dicomweb_url")
+    @classmethod
+    def _dicomweb(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip().rstrip("/")
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", v):
+            raise ValueError(f"viewer_dicomweb_url {v!r} is not an http(s) URL")
+        return v
+
+    @model_validator(mode="after")
+    def _viewer(self) -> Settings:
+        if self.viewer_port is not None and self.viewer_dicomweb_url is None:
+            raise ValueError("viewer_port needs viewer_dicomweb_url (the PACS's DICOMweb URL)")
+        return self
+
     @field_validator("ae_title")
     @classmethod
     def _ae(cls, v: str) -> str:

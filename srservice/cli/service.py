@@ -26,6 +26,7 @@ from srservice.jobs.dispatch import QUEUE
 
 if TYPE_CHECKING:
     from srservice.listener.spool import StoredInstance
+    from srservice.viewer import ViewerServer
 
 LOGGER = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    viewer = start_viewer(settings)
     server = start_scp(settings, on_stored)
     sweeper = Sweeper(settings, store, dispatcher)
     try:
@@ -127,6 +129,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 pool.check()
     finally:
         server.shutdown()
+        if viewer is not None:
+            viewer.shutdown()
         sweeper.stop()
         if pool is not None:
             pool.stop()
@@ -135,6 +139,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if damaged:
         raise damaged[0]
     return 0
+
+
+def start_viewer(settings: Settings) -> ViewerServer | None:
+    """Start the built-in OHIF viewer when ``viewer_port`` is set (:mod:`srservice.viewer`)."""
+    if settings.viewer_port is None or settings.viewer_dicomweb_url is None:
+        return None
+    from srservice.viewer import ViewerConfig, ViewerServer
+
+    viewer = ViewerServer(ViewerConfig(settings.viewer_dist, settings.viewer_dicomweb_url),
+                          settings.viewer_host, settings.viewer_port)
+    viewer.serve_in_thread()
+    print(f"srservice: viewer on {viewer.url} (DICOMweb {settings.viewer_dicomweb_url})",
+          flush=True)
+    return viewer
 
 
 def worker_command(settings: Settings, concurrency: int | None = None) -> list[str]:

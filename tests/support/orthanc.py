@@ -5,7 +5,8 @@ DICOM and HTTP ports, storage in ``tmp_path``, HTTP only on localhost without au
 called-AE check off), starts ``Orthanc`` and waits for ``/system`` with a deadline. ``stop()`` /
 ``start()`` take it down and bring it back on the same ports and storage (PACS-down tests).
 Its REST API is read with urllib: ``/studies``, ``/instances/{id}/simplified-tags``,
-``/instances/{id}/file``.
+``/instances/{id}/file``. ``OrthancServer(tmp_path, dicomweb=True)`` also loads the DICOMweb
+plugin (Debian ``orthanc-dicomweb``) at ``/dicom-web/`` (:attr:`OrthancServer.dicomweb_url`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.support.environment import free_port, require_tool
+from tests.support.environment import free_port, missing, require_tool
+
+#: Where Debian's orthanc-dicomweb installs the plugin.
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 
 
 def find_orthanc() -> str:
@@ -33,7 +37,7 @@ class OrthancServer:
 
     aet = "ORTHANC"
 
-    def __init__(self, root: Path, **extra: Any) -> None:
+    def __init__(self, root: Path, *, dicomweb: bool = False, **extra: Any) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.dicom_port = free_port()
@@ -59,6 +63,14 @@ class OrthancServer:
             "StableAge": 1,
             "DicomScpTimeout": 30,
         }
+        if dicomweb:
+            if not DICOMWEB_PLUGIN.exists():
+                missing(f"Orthanc DICOMweb plugin {DICOMWEB_PLUGIN} (Debian orthanc-dicomweb; "
+                        "install with scripts/install-system-deps.sh)")
+            config["Plugins"] = [str(DICOMWEB_PLUGIN)]
+            config["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/",
+                                  "EnableWado": True, "StudiesMetadata": "Full",
+                                  "SeriesMetadata": "Full"}
         config.update(extra)  # e.g. DicomModalities for C-MOVE destinations
         self.config_path.write_text(json.dumps(config, indent=2))
 
@@ -66,6 +78,11 @@ class OrthancServer:
     def url(self) -> str:
         """Base URL of the REST API."""
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def dicomweb_url(self) -> str:
+        """Base URL of the DICOMweb service (with ``dicomweb=True``)."""
+        return f"{self.url}/dicom-web"
 
     @property
     def destination(self) -> str:
