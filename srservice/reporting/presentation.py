@@ -75,6 +75,8 @@ def _annotated(analysis: PullbackAnalysis, pullback: PullbackScore) -> list[_Ann
         frame = by_frame.get(lesion.max_calcium_frame)
         if frame is not None:
             lines = _segment_lines(i, lesion.start_frame, lesion.end_frame, score)
+            if pullback.reason:  # the pullback cannot be scored: say why on every frame
+                lines.append(pullback.reason)
             out.append(_Annotated(frame, (*lines, caveat)))
     if not out:
         frame = summary_frame(analysis, pullback.segments)

@@ -138,3 +138,30 @@ def test_single_frame_series_references_the_frame_instance(
     assert refs == {series.frame_sop_instance_uids[1]}
     assert all("ReferencedFrameNumber" not in x for item in ds.GraphicAnnotationSequence
                for x in item.ReferencedImageSequence)
+
+
+@pytest.mark.parametrize("lesion", [False, True])
+def test_pullback_that_cannot_be_scored(tmp_path: Path, lesion: bool) -> None:
+    """No assessable frame: the SR still opens in viewers (every group has a SCOORD), and the
+    presentation state says the score cannot be determined, never 0."""
+    from tests.support.reporting import PULLBACK_REASON, not_assessable_analysis
+
+    a = not_assessable_analysis(lesion=lesion)
+    o = produce_outputs(loaded(), a, now=NOW)
+    measurements = next(i for i in o.sr.ContentSequence
+                        if i.ConceptNameCodeSequence[0].CodeValue == "126010")
+    for group in measurements.ContentSequence:
+        scoords = [sc for item in group.ContentSequence
+                   for sc in ([item] if item.ValueType == "SCOORD"
+                              else item.get("ContentSequence", []) if item.ValueType == "NUM"
+                              else []) if sc.ValueType == "SCOORD"]
+        assert scoords, group.ContentSequence[0].TextValue
+    assert o.pr is not None
+    path = tmp_path / "pr.dcm"
+    pydicom.dcmwrite(path, o.pr, enforce_file_format=True)
+    assert _dciodvfy_errors(path) == []
+    texts = [t.UnformattedTextValue for item in o.pr.GraphicAnnotationSequence
+             for t in item.get("TextObjectSequence", [])]
+    assert any("cannot be determined" in t for t in texts), texts
+    assert not any("score 0" in t for t in texts), texts
+    assert PULLBACK_REASON in texts
