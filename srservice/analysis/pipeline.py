@@ -156,8 +156,10 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
         lesions: tuple[LesionFeatures, ...] = ()
     else:
         lesions = find_lesions(measurements, pullback.frame_spacing_mm, p)
-    for text, count in _reason_counts(measurements):
-        reasons.append(f"{count} frame(s) not assessable: {text}")
+    n_bad = len(measurements) - n_ok
+    if n_bad:
+        # The reports list the frames by reason (FrameMeasurement.reason); one line here.
+        reasons.append(f"{n_bad} frame(s) not assessable (each frame says why)")
     return PullbackAnalysis(frame_count=n, pixel_spacing_mm=ps,
                             frame_spacing_mm=pullback.frame_spacing_mm,
                             frames=tuple(measurements), lesions=lesions,
