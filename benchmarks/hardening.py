@@ -1,6 +1,7 @@
 """Memory and time of the header and decompression bombs, for any checkout of the code.
 
-Sends a header bomb (1.2 million tiny private elements, 11.5 MiB) to ``python -m
+Sends a header bomb (1.2 million tiny private elements, 11.5 MiB) and a deflate bomb (a
+deflated phantom with 512 MiB of trailing padding, about 0.5 MiB sent) to ``python -m
 srservice.listener.scp`` started from ``--code`` and reports the C-STORE status, the time and
 the listener's peak RSS (VmHWM); then runs ``load_pullback`` (the worker's loader) from
 ``--code`` on the header bomb and on JPEG frames whose SOF claims 8000 x 8000 and 65535 x
@@ -27,10 +28,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.bombs import frame_header_bomb, header_bomb  # noqa: E402
+from tests.support.bombs import (  # noqa: E402
+    deflate_bomb,
+    frame_header_bomb,
+    header_bomb,
+)
 from tests.support.datasets import US_MULTIFRAME  # noqa: E402
 from tests.support.listener import read_line_with_deadline, rss_now_kb, rss_peak_kb  # noqa: E402
-from tests.support.reliability import EXPLICIT_LE, Sender  # noqa: E402
+from tests.support.reliability import RawInstance, Sender  # noqa: E402
 
 _LOAD = """
 import json, resource, sys, time
@@ -54,8 +59,8 @@ def _env(code: Path) -> dict[str, str]:
     return env
 
 
-def listener_bomb(code: Path, work: Path) -> str:
-    """Send the header bomb to a listener from ``code``; return a one-line result."""
+def listener_bomb(code: Path, work: Path, bomb: RawInstance) -> str:
+    """Send ``bomb`` to a listener from ``code``; return a one-line result."""
     env = _env(code) | {"SRSERVICE_DATA_DIR": str(work / "data"), "SRSERVICE_PORT": "0",
                         "SRSERVICE_HOST": "127.0.0.1", "SRSERVICE_MIN_FREE_DISK_MB": "1",
                         "SRSERVICE_LOG_LEVEL": "WARNING", "SRSERVICE_DIMSE_TIMEOUT": "600",
@@ -66,9 +71,10 @@ def listener_bomb(code: Path, work: Path) -> str:
         line = read_line_with_deadline(proc, 60.0)
         port = int(line.split()[1])
         base = rss_now_kb(proc.pid)
-        sender = Sender(port, [(US_MULTIFRAME, EXPLICIT_LE)], work / "s", timeout=600)
+        sender = Sender(port, [(US_MULTIFRAME, bomb.transfer_syntax_uid)], work / "s",
+                        timeout=600)
         t0 = time.monotonic()
-        status = sender.send(header_bomb(1_200_000))
+        status = sender.send(bomb)
         elapsed = time.monotonic() - t0
         sender.release()
         peak = rss_peak_kb(proc.pid)
@@ -107,7 +113,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         print(f"code: {code}")
-        print(f"header bomb -> listener: {listener_bomb(code, work)}")
+        print(f"header bomb -> listener: {listener_bomb(code, work, header_bomb(1_200_000))}")
+        deflated = deflate_bomb(512 * 1024**2)
+        print(f"deflated, 512 MiB trailing padding ({len(deflated.data) >> 10} KiB) -> listener: "
+              f"{listener_bomb(code, work, deflated)}")
         bomb = header_bomb(1_200_000).write(work / "header-bomb.dcm")
         print(f"header bomb -> load_pullback: {load(code, bomb, args.limit_gib)}")
         for size in (8000, 65535):

@@ -373,8 +373,51 @@ def part10_dataset_start(fh: IO[bytes]) -> tuple[int, str]:
     return pos, transfer_syntax
 
 
+def inflated_header(fh: IO[bytes], header_bytes: int) -> bytes:
+    """Return the first ``header_bytes`` inflated bytes of a deflated data set at ``fh``.
+
+    With ``header_bytes`` from :func:`scan_header` these are the elements before Pixel Data,
+    which a reader can parse as Explicit VR Little Endian (PS3.5 A.5) without inflating the
+    rest, as pydicom's ``dcmread`` would.
+    """
+    return _Stream(fh, deflated=True).read(header_bytes)
+
+
+def inflated_size(fh: IO[bytes], limit: int) -> int:
+    """Count the inflated bytes of a deflated data set at ``fh``, streaming; stop past ``limit``.
+
+    Raises
+    ------
+    HeaderTooLargeError
+        The data set inflates to more than ``limit`` bytes.
+    InvalidDicomError
+        The deflate stream is corrupt.
+    """
+    stream = _Stream(fh, deflated=True)
+    total = 0
+    try:
+        while chunk := stream.read(_CHUNK):
+            total += len(chunk)
+            if total > limit:
+                raise HeaderTooLargeError(
+                    f"deflated data set inflates to more than {limit} bytes "
+                    "(max_header_bytes + decode_memory_budget_mb)")
+    except zlib.error as exc:
+        raise InvalidDicomError(f"deflated data set cannot be inflated: {exc}") from exc
+    return total
+
+
 def check_file_header(fh: IO[bytes], limits: ReadLimits) -> HeaderExtent:
-    """:func:`scan_header` of a whole Part 10 file (``fh`` at any position)."""
+    """:func:`scan_header` of a whole Part 10 file (``fh`` at any position).
+
+    A deflated data set is inflated whole by pydicom when read, so its whole inflated size
+    is bounded too, by ``max_header_bytes`` + ``decode_memory_budget``
+    (:func:`inflated_size`).
+    """
     offset, transfer_syntax = part10_dataset_start(fh)
     fh.seek(offset)
-    return scan_header(fh, transfer_syntax, limits)
+    extent = scan_header(fh, transfer_syntax, limits)
+    if UID(transfer_syntax).is_deflated:
+        fh.seek(offset)
+        inflated_size(fh, limits.max_header_bytes + limits.decode_memory_budget)
+    return extent

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import struct
@@ -25,9 +26,10 @@ from typing import BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
-from srservice.dicomheader import ReadLimits, scan_header
+from srservice.dicomheader import ReadLimits, inflated_header, scan_header
 from srservice.errors import (
     DataSetMismatchError,
     InstanceMismatchError,
@@ -210,14 +212,24 @@ def check_received(path: Path, *, sop_class_uid: str, sop_instance_uid: str,
         offset = _part10_dataset_offset(fh)
         end = os.fstat(fh.fileno()).st_size
         fh.seek(offset)
-        scan_header(fh, transfer_syntax_uid, limits or ReadLimits.defaults())
+        extent = scan_header(fh, transfer_syntax_uid, limits or ReadLimits.defaults())
         fh.seek(0)
         try:
-            ds: Dataset = dcmread(_StrictReader(fh),
-                                  stop_before_pixels=True, defer_size=_DEFER_SIZE)
-            if fh.tell() > end:
-                raise InvalidDicomError("data set is truncated (element runs past the end)")
-            _check_pixel_data_length(fh, UID(transfer_syntax_uid), end)
+            ds: Dataset
+            if UID(transfer_syntax_uid).is_deflated:
+                # pydicom would inflate the whole data set, Pixel Data and anything after it
+                # included; only the header (bounded by the scan) is inflated here.
+                fh.seek(offset)
+                prefix = inflated_header(fh, extent.header_bytes)
+                ds = read_dataset(_StrictReader(io.BytesIO(prefix)),  # type: ignore[arg-type]
+                                  False, True, defer_size=_DEFER_SIZE)
+            else:
+                ds = dcmread(_StrictReader(fh), stop_before_pixels=True,
+                             defer_size=_DEFER_SIZE)
+                if fh.tell() > end:
+                    raise InvalidDicomError("data set is truncated (element runs past the "
+                                            "end)")
+                _check_pixel_data_length(fh, UID(transfer_syntax_uid), end)
             values = {kw: ds.get(kw) for kw in ("SOPInstanceUID", "SOPClassUID",
                                                 "StudyInstanceUID", "SeriesInstanceUID",
                                                 "Modality", "NumberOfFrames")}

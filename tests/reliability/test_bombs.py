@@ -22,7 +22,14 @@ from srservice.dicomheader import ReadLimits
 from srservice.dicomio import decode_memory_needed, load_pullback
 from srservice.errors import HeaderTooLargeError, InvalidDicomError
 from tests.support import figures
-from tests.support.bombs import blob_bomb, frame_header_bomb, header_bomb, peak_rss_of_load
+from tests.support.bombs import (
+    DEFLATED,
+    blob_bomb,
+    deflate_bomb,
+    frame_header_bomb,
+    header_bomb,
+    peak_rss_of_load,
+)
 from tests.support.datasets import US_MULTIFRAME
 from tests.support.listener import ListenerProcess, rss_now_kb, rss_peak_kb
 from tests.support.reliability import (
@@ -165,3 +172,31 @@ def test_16bit_pullback_decoded_twice_within_budget(tmp_path: Path) -> None:
     assert any("decoded twice" in n for n in two_pass.notes)
     with pytest.raises(InvalidDicomError, match="decode_memory_budget_mb"):
         load_pullback(path, limits=limits(twice - 1))
+
+
+def test_deflate_bomb_not_inflated_by_listener_and_bounded_in_loader(
+        tmp_path: Path, listener_processes: list[ListenerProcess]) -> None:
+    """Deflated data set with 256 MiB of trailing padding (about 250 kB sent)."""
+    padding = 256 * 1024**2
+    bomb = deflate_bomb(padding)
+    listener = ListenerProcess(tmp_path / "data", dimse_timeout="120", network_timeout="120")
+    listener_processes.append(listener)
+    base_kb = rss_now_kb(listener.pid)
+    sender = Sender(listener.port, [(US_MULTIFRAME, DEFLATED)], tmp_path / "s", timeout=120)
+    t0 = time.monotonic()
+    status = sender.send(bomb)
+    elapsed = time.monotonic() - t0
+    sender.release()
+    peak_kb = rss_peak_kb(listener.pid)
+    figures.record("bombs", f"deflated, {padding >> 20} MiB trailing padding "
+                   f"({len(bomb.data) >> 10} KiB sent) -> listener",
+                   f"0x{status or 0:04X} after {elapsed:.2f} s, peak RSS {peak_kb / 1024:.0f} MiB "
+                   f"(+{(peak_kb - base_kb) / 1024:.0f} MiB)")
+    assert status == 0x0000  # legal: only the header is inflated to check it
+    assert (peak_kb - base_kb) < 48 * 1024, f"listener grew {(peak_kb - base_kb) / 1024:.0f} MiB"
+    stored = spool_finals(listener.spool)
+    assert len(stored) == 1
+    small = ReadLimits(max_header_bytes=2**23, max_header_elements=10**5,
+                       decode_memory_budget=64 * 1024**2)
+    with pytest.raises(HeaderTooLargeError, match="inflates to more than"):
+        load_pullback(stored[0], limits=small)

@@ -4,6 +4,9 @@
   bytes each, explicit VR SH) inserted before Pixel Data, built with numpy (1.2 million
   elements in well under a second).
 - :func:`blob_bomb`: one private OB element of ``size`` bytes before Pixel Data.
+- :func:`deflate_bomb`: the phantom as Deflated Explicit VR Little Endian with ``padding``
+  zero bytes of Data Set Trailing Padding (FFFC,FFFC) after Pixel Data: legal, a few hundred
+  kilobytes on the wire, and ``padding`` bytes once inflated.
 - :func:`frame_header_bomb`: a compressed phantom whose frames' own headers claim another
   size (JPEG SOF / JPEG-LS SOF55 Y and X, JPEG 2000 SIZ Xsiz and Ysiz) or, for RLE, another
   number of segments.
@@ -53,6 +56,26 @@ def blob_bomb(size: int) -> RawInstance:
     elem = struct.pack("<HH2sHI", 0x7F01, 0x1000, b"OB", 0, size) + b"\x00" * size
     data = inst.data[:at] + elem + inst.data[at:]
     return RawInstance(inst.sop_class_uid, inst.sop_instance_uid, inst.transfer_syntax_uid, data)
+
+
+DEFLATED = "1.2.840.10008.1.2.1.99"
+
+
+def deflate_bomb(padding: int) -> RawInstance:
+    """The phantom, deflated (PS3.5 A.5), with ``padding`` bytes of trailing padding."""
+    import zlib
+
+    inst = with_new_uids(phantom_part10())
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    parts = [squeeze.compress(inst.data),
+             squeeze.compress(struct.pack("<HH2sHI", 0xFFFC, 0xFFFC, b"OB", 0, padding))]
+    zeros = b"\x00" * (16 << 20)
+    left = padding
+    while left > 0:
+        parts.append(squeeze.compress(zeros[:min(left, len(zeros))]))
+        left -= min(left, len(zeros))
+    parts.append(squeeze.flush())
+    return RawInstance(inst.sop_class_uid, inst.sop_instance_uid, DEFLATED, b"".join(parts))
 
 
 def _patch_frame(codec: str, frame: bytes, rows: int, cols: int) -> bytes:
