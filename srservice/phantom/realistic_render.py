@@ -228,7 +228,7 @@ def levels(
     if fa.attenuated.any():
         ra = rl + 0.3 * thick
         att = fa.attenuated[ip] & (r > ra)
-        att_db = np.where(att, att_db - 24.0 * _smoothstep((r - ra) / 0.6), att_db)
+        att_db = np.where(att, att_db - 11.0 * _smoothstep((r - ra) / 0.6), att_db)
     lv = lv.astype(np.float32)
     # calcium: fragmented saturated leading edge over one continuous, permeable shadow
     if fa.calcium_rendered and not np.all(np.isnan(fa.r_edge)):
