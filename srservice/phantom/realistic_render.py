@@ -43,9 +43,9 @@ DYN_DB = 34.0
 FLOOR_DB = -2.5 - 0.56 * DYN_DB
 #: Electronic noise floor (dB), just above the display floor (grey ~12).
 NOISE_DB = FLOOR_DB + 3.5
-#: Point-spread function: axial sigma (mm) and lateral sigma (A-lines; ~5.6 degrees).
+#: Point-spread function: axial sigma (mm) and lateral sigma (A-lines; ~6.7 degrees).
 AXIAL_SIGMA_MM = 0.06
-LATERAL_SIGMA_LINES = 8.0
+LATERAL_SIGMA_LINES = 9.5
 #: Display smoothing in the log domain (console image processing): radial mm, A-lines.
 POST_SIGMA_MM = 0.025
 POST_SIGMA_LINES = 1.0
@@ -113,6 +113,7 @@ class RenderState:
     fragments: tuple[F32, F32]
     thickness: tuple[F32, F32]
     shadow_var: tuple[F32, F32]
+    strands: tuple[F32, F32]
     gap_quantile: float
 
     @classmethod
@@ -131,6 +132,7 @@ class RenderState:
             fragments=_field2(rng, (NPHI,), (6.0,), ("wrap",)),
             thickness=_field2(rng, (NPHI,), (20.0,), ("wrap",)),
             shadow_var=_field2(rng, (N_ALINES, 48), (3.0, 2.0), ("wrap", "nearest")),
+            strands=_field2(rng, (N_ALINES, 160), (4.0, 1.5), ("wrap", "nearest")),
             gap_quantile=float(spec.edge_gap_frac),
         )
 
@@ -204,8 +206,11 @@ def levels(
     d_pos = np.maximum(d_out, 0)
     adv_tex = tex[(ip // 8 + 90) % tex.shape[0], 20]
     adv = ((17.0 + 4.0 * adv_tex) * np.exp(-d_pos / 0.08) + 2.0 * np.exp(-d_pos / 0.6)
-           - 6.0 * d_pos)
+           - 9.0 * d_pos)
     lv = np.where(d_out > 0, np.maximum(lv * np.exp(-d_pos / 0.4) + adv, -15.0), lv)
+    # bright perivascular strands (fibrous tissue, fat septa): sparse, unshadowed
+    st = _mix(state.strands, z_mm, 2.5)[:, np.minimum(np.arange(n_r) * 160 // n_r, 159)]
+    lv = np.where((d_out > 0.15) & (st > 1.9), np.maximum(lv, 9.0 - 3.0 * d_pos), lv)
     # blood: a texture change rather than an intensity step at the lumen border
     w_blood = 1.0 - _smoothstep((r - rl + 0.03) / 0.06)
     lv = lv * (1 - w_blood) + spec.blood_db * w_blood
