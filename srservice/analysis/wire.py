@@ -147,7 +147,8 @@ def dark_rays(s3: F32, ctx: Context) -> B:
 
     A shadow that starts at the catheter (guidewire whose reflection is not visible, or the
     part of a guidewire shadow beside its bright spot) hides lumen and wall alike; such rays
-    carry no border information and are never calcium (no leading edge).
+    carry no border information and are never calcium (no leading edge). Rays with a bright
+    reflector anywhere beyond the catheter are not dark rays.
     """
     n_r = s3.shape[2]
     start = min(ctx.r0 + ctx.samples(0.1), n_r - 1)
@@ -155,4 +156,8 @@ def dark_rays(s3: F32, ctx: Context) -> B:
     inside = (rr >= start) & (rr < ctx.valid_end[None, :, None])
     dark = (s3 < ctx.levels.dark) & inside
     count = np.maximum(inside.sum(axis=2), 1)
-    return np.asarray(dark.sum(axis=2) / count >= 0.9)
+    # A ray with a bright reflector right outside the catheter (calcium touching the catheter,
+    # the catheter against the wall) has a leading edge: it is classified by its edge.
+    near = (rr >= ctx.r0) & (rr < ctx.valid_end[None, :, None])
+    edge_seen = ((s3 >= ctx.levels.bright) & near).any(axis=2)
+    return np.asarray((dark.sum(axis=2) / count >= 0.9) & ~edge_seen)
