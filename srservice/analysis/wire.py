@@ -97,8 +97,9 @@ def classify_wire(shadow: B, edge: npt.NDArray[np.intp], lumen: F64, ctx: Contex
     pullback), every candidate run (:func:`inner_reflectors`, plus shadow rays with a
     reflector slightly inside the surface) within 25 degrees of it is the wire and other
     candidates are calcium (a calcified nodule also bulges towards the catheter). Without a
-    track, candidate runs no wider than ``guidewire_max_gap_deg`` are the wire unless their
-    leading edge continues smoothly into the calcium on both sides (a nodule).
+    track, the candidate run no wider than ``guidewire_max_gap_deg`` lying farthest inside the
+    lumen is the wire (there is one guidewire), unless its leading edge continues smoothly into
+    the calcium on both sides (a nodule).
     """
     depth = inward_depth(shadow, edge, lumen)
     inner = shadow & (depth > ctx.params.lumen_edge_tolerance_mm / ctx.step_mm)
@@ -114,6 +115,8 @@ def classify_wire(shadow: B, edge: npt.NDArray[np.intp], lumen: F64, ctx: Contex
         near = np.abs((bins[None, :] - t + n_a / 2) % n_a - n_a / 2) <= 25
         wire[tracked] = loose[tracked] & near
     for i in np.flatnonzero(~tracked):
+        best: npt.NDArray[np.intp] | None = None
+        best_depth = -np.inf
         for start, length in circular_runs(inner[i]):
             if length > max_w:
                 continue
@@ -121,8 +124,14 @@ def classify_wire(shadow: B, edge: npt.NDArray[np.intp], lumen: F64, ctx: Contex
             left, right = (start - 1) % n_a, (start + length) % n_a
             smooth_l = shadow[i, left] and abs(edge[i, left] - edge[i, idx[0]]) <= jump
             smooth_r = shadow[i, right] and abs(edge[i, right] - edge[i, idx[-1]]) <= jump
-            if not (smooth_l and smooth_r):
-                wire[i, idx] = True
+            if smooth_l and smooth_r:
+                continue
+            # One guidewire per frame: the candidate lying farthest inside the lumen.
+            d = float(np.median(depth[i, idx]))
+            if d > best_depth:
+                best, best_depth = idx, d
+        if best is not None:
+            wire[i, best] = True
     return wire
 
 
