@@ -221,6 +221,45 @@ def join_fragments(calcium: B, edge: npt.NDArray[np.intp], shadowed: B, ctx: Con
     return joined, np.where(new, np.rint(filled).astype(np.intp), edge)
 
 
+def join_dim_edges(calcium: B, edge: npt.NDArray[np.intp], s_edge: F32, ctx: Context
+                   ) -> tuple[B, npt.NDArray[np.intp]]:
+    """Shadowed stretches between calcium whose leading edge is dimmer than the bright level.
+
+    Within one calcified ring the leading edge can fall below the bright level over tens of
+    degrees (oblique incidence, drop-out) while the shadow behind it stays continuous. A gap
+    of at most ``calcium_dim_gap_deg`` between calcium pieces at least ``calcium_min_arc_deg``
+    wide is calcium when every ray of it
+    has, within 0.3 mm of the calcium surface interpolated across the gap, an edge at least
+    as bright as the plaque level followed by a shadow (:func:`shadowed_rays` from that
+    edge); its leading edge is that brightest sample.
+    """
+    p = ctx.params
+    max_gap = round(p.calcium_dim_gap_deg * ANGLE_BINS / 360.0)
+    rows = np.flatnonzero(calcium.any(axis=1) & ~calcium.all(axis=1))
+    if max_gap <= 0 or rows.size == 0:
+        return calcium, edge
+    cal = calcium[rows]
+    surf = interpolate_hidden(edge[rows].astype(np.float64), ~cal)
+    s = s_edge[rows]
+    n_r = s.shape[2]
+    rr = np.arange(n_r)[None, None, :]
+    reach = ctx.samples(0.3)
+    lo = np.maximum(surf - reach, ctx.r0 + 1)[:, :, None]
+    near = np.where((rr >= lo) & (rr <= (surf + reach)[:, :, None]), s, np.float32(0.0))
+    dim_edge = np.argmax(near, axis=2)
+    lit = np.take_along_axis(near, dim_edge[:, :, None], axis=2)[:, :, 0] >= ctx.levels.plaque
+    allowed = lit & shadowed_rays(s, dim_edge.astype(np.float64), ctx)
+    # Anchors are calcium pieces of at least the minimum arc, not speckle candidates.
+    anchors = drop_narrow(cal, max(1, round(p.calcium_min_arc_deg * ANGLE_BINS / 360.0)))
+    joined = fill_circular_gaps_rows(anchors, max_gap, allowed) | cal
+    new = joined & ~cal
+    out_c = calcium.copy()
+    out_e = edge.copy()
+    out_c[rows] = joined
+    out_e[rows] = np.where(new, dim_edge, edge[rows])
+    return out_c, out_e
+
+
 def lumen_cost(s: F32, ctx: Context, ignore: B, stop: npt.NDArray[np.intp],
                valid_end: npt.NDArray[np.intp], blood_q: F32 | None = None,
                weight: float = 0.0) -> F32:
@@ -350,7 +389,9 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     l1 = pass1_lumen(sd, shadow, ctx, blood_q, weight)
     wire = circular_dilate(classify_wire(shadow, edge, l1, ctx, track) | dark_rays(s3, ctx), 2)
     calc_rays = shadow & ~wire
-    calc_rays, edge = join_fragments(calc_rays, edge, shadowed_rays(s3, l1, ctx) & ~wire, ctx)
+    shadowed = shadowed_rays(s3, l1, ctx) & ~wire
+    calc_rays, edge = join_fragments(calc_rays, edge, shadowed, ctx)
+    calc_rays, edge = join_dim_edges(calc_rays, edge, s_edge, ctx)
     # The wire's reflection spreads over ~+-15 degrees: no lumen evidence there.
     halo = circular_dilate(wire, p.wire_halo_deg)
     # Lumen: calcium rays count up to their leading edge; wire rays are ignored.

@@ -184,7 +184,9 @@ class FrameBuilder:
         halo = circular_dilate(wire, p.wire_halo_deg)
         prot, prot_bin = volume.protrusion_mm(lum, edge, calc & ~halo, halo, step_mm)
         cmask = volume.drop_narrow(cmask, min_bins)
-        smask &= cmask
+        # Re-expressing rays about the lumen centroid leaves single-bin holes in an arc.
+        cmask = geometry.fill_circular_gaps_rows(cmask, 2)
+        smask = geometry.fill_circular_gaps_rows(smask, 2) & cmask
         nod_raw = assess & cmask.any(axis=1) & (prot >= p.nodule_protrusion_mm)
         min_nod = p.nodule_min_frames
         if self.fs is not None and self.fs > 0:

@@ -59,6 +59,9 @@ class AnalysisParameters:
         (real exports: fragmented edges over a continuous shadow).
     calcium_fragment_min_deg : float
         Narrower leading-edge candidates are speckle and are not joined.
+    calcium_dim_gap_deg : float
+        Shadowed gaps up to this wide between calcium rays, with a leading edge at least as
+        bright as the plaque, are calcium (a ring whose edge dims over part of its arc).
     calcium_surface_jump_mm : float
         Calcium rays whose leading edge lies this far behind the smooth surface of the
         frame's calcium are dropped (a deeper reflector, not the same calcium).
@@ -168,6 +171,7 @@ class AnalysisParameters:
     calcium_shadow_len_mm: float = 0.5
     calcium_fragment_gap_deg: float = 15.0
     calcium_fragment_min_deg: float = 3.0
+    calcium_dim_gap_deg: float = 60.0
     calcium_surface_jump_mm: float = 0.5
     calcium_min_arc_deg: float = 6.0
     guidewire_max_gap_deg: float = 45.0
