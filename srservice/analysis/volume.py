@@ -58,16 +58,21 @@ def drop_narrow(masks: B, min_bins: int) -> B:
     return out.reshape(masks.shape)
 
 
+#: Angle bins over which a nodule's protrusion must hold (a calcified mass, 10 degrees).
+NODULE_MIN_WIDTH = 11
+
+
 def protrusion_mm(lumen_samples: F64, edge_samples: F64, calcium: B, ignore: B,
                   step_mm: float) -> tuple[F64, npt.NDArray[np.intp]]:
     """Largest protrusion (mm) of the calcium surface into the lumen, per frame.
 
     The smooth lumen contour is a 3rd-order Fourier fit of the border radius (about the
     catheter) with inward outliers rejected iteratively; the protrusion is the smooth contour
-    minus the calcium leading edge radius, lightly smoothed over 3 bins, maximised over
-    calcium bins (Lee, Mintz, Maehara 2011; docs/scoring.md: >= 0.2 mm makes a calcified
-    nodule). Calcium lying behind the lumen border gives a negative protrusion. Returns the
-    protrusion per frame (-inf without calcium) and the angle bin where it is largest.
+    minus the calcium leading edge radius, its minimum over 10 degrees (a sustained bulge),
+    maximised over calcium bins (Lee, Mintz, Maehara 2011; docs/scoring.md: >= 0.2 mm makes a
+    calcified nodule). Calcium lying behind the lumen border gives a negative protrusion.
+    Returns the protrusion per frame (-inf without calcium) and the angle bin where it is
+    largest.
     """
     n = lumen_samples.shape[0]
     out = np.full(n, -np.inf)
@@ -88,7 +93,9 @@ def protrusion_mm(lumen_samples: F64, edge_samples: F64, calcium: B, ignore: B,
     f = np.maximum(f, across)
     cal = calcium[rows]
     surface = np.where(cal, edge_samples[rows], lum)
-    d = ndimage.uniform_filter1d(f - surface, 3, axis=1, mode="wrap")
+    # A nodule is a mass: the protrusion must hold over ``NODULE_MIN_WIDTH`` bins (a
+    # sustained bulge), not at a single ray of a ragged border.
+    d = ndimage.minimum_filter1d(f - surface, NODULE_MIN_WIDTH, axis=1, mode="wrap")
     masked = np.where(cal, d, -np.inf)
     where[rows] = masked.argmax(axis=1)
     out[rows] = masked.max(axis=1) * step_mm
@@ -96,7 +103,7 @@ def protrusion_mm(lumen_samples: F64, edge_samples: F64, calcium: B, ignore: B,
 
 
 def consistent_runs(flags: B, angle_bin: npt.NDArray[np.intp], min_frames: int,
-                    max_step_deg: float = 30.0) -> B:
+                    max_step_deg: float = 45.0) -> B:
     """Keep runs of at least ``min_frames`` flagged frames whose angle moves little.
 
     A calcified nodule is one mass: seen over several neighbouring frames at nearly the same
