@@ -396,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
         results: list[CaseResult] = []
         jobs = max(1, args.jobs)
         if jobs > 1 and len(paths) > 1:
-            ctx = multiprocessing.get_context("fork")
+            # spawn: forking a parent that runs the pool's threads can deadlock a child
+            ctx = multiprocessing.get_context("spawn")
             with ctx.Pool(jobs, maxtasksperchild=1) as pool:
                 for r in pool.imap_unordered(run_case, [str(p) for p in paths]):
                     results.append(r)

@@ -6,6 +6,7 @@ import dataclasses
 import importlib.util
 import io
 import json
+import subprocess
 import sys
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -137,4 +138,14 @@ def test_end_to_end_on_a_written_case(bench: ModuleType, tmp_path: Path) -> None
     # --cases filters; an unknown name finds nothing
     with redirect_stdout(io.StringIO()):
         assert bench.main([str(tmp_path), "--cases", "nothing_here"]) == 2
-    assert truth_path.is_file()
+    # --jobs: worker processes (as a script); a second truth file for the same pullback
+    copy = json.loads(truth_path.read_text())
+    copy["case"] = "copy"
+    (tmp_path / "copy.truth.json").write_text(json.dumps(copy))
+    r = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "accuracy.py"), str(tmp_path), "--jobs", "2",
+         "--json"], capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr
+    both = json.loads(r.stdout)
+    assert sorted(c["name"] for c in both["per_case"]) == sorted(["copy", rc.name])
+    assert both["per_case"][0]["found"] == both["per_case"][1]["found"]
