@@ -78,7 +78,7 @@ def ring_radius(polar: F32, ctx: Context) -> F64:
     The ring-down lies at the same radius in every frame recorded at one display depth; a
     zoom change mid-pullback moves it (:mod:`.quality`).
     """
-    hi = min(polar.shape[2], ctx.samples(1.2))
+    hi = min(polar.shape[2], ctx.r0 + ctx.samples(0.1))  # the ring-down, not the wall
     lo = min(ctx.samples(0.1), hi - 1)
     prof = np.median(polar[:, ::4, lo:hi], axis=1)
     peak = prof.argmax(axis=1)
@@ -342,19 +342,22 @@ def dp_border(cost: F32, max_jump_mm: float, ctx: Context, decimated: bool = Fal
 def guide_catheter(s3: F32, shadow: B, ctx: Context) -> B:
     """Frames with the transducer inside the guide catheter.
 
-    Inside the guide catheter the transducer sees a thin bright ring concentric with itself
-    and no vessel behind it (no acoustic shadow either, which tells it from circumferential
-    calcium).
+    Inside the guide catheter the transducer sees a thin ring, brighter than the plaque level,
+    concentric with itself: at one radius (within ``guide_ring_tolerance_mm``) on
+    ``guide_ring_fraction`` of the angles, often with a shadow behind it. Calcium is not
+    concentric with the transducer to that precision.
     """
-    r0 = ctx.r0
-    hi = min(s3.shape[2], r0 + ctx.samples(ctx.params.guide_ring_depth_mm))
-    seg = s3[:, :, r0:hi]
+    r0 = min(ctx.r0 + ctx.samples(0.15), s3.shape[2] - 2)  # beyond the ring-down tail
+    hi = min(s3.shape[2], ctx.r0 + ctx.samples(ctx.params.guide_ring_depth_mm))
+    seg = s3[:, :, r0 : max(hi, r0 + 1)]
     pk = seg.argmax(axis=2)
-    bright = np.take_along_axis(seg, pk[:, :, None], axis=2)[:, :, 0] >= ctx.levels.bright
+    bright = np.take_along_axis(seg, pk[:, :, None], axis=2)[:, :, 0] >= ctx.levels.plaque
     med = np.median(pk, axis=1)
-    ring = bright & (np.abs(pk - med[:, None]) <= ctx.samples(0.05))
-    return np.asarray((ring.mean(axis=1) >= ctx.params.guide_ring_fraction)
-                      & (shadow.mean(axis=1) < 0.5))
+    tol = ctx.samples(ctx.params.guide_ring_tolerance_mm)
+    # A ring rises and falls: a peak at either end of the window is a tail, not a ring.
+    interior = (pk > 0) & (pk < seg.shape[2] - 1)
+    ring = bright & interior & (np.abs(pk - med[:, None]) <= tol)
+    return np.asarray(ring.mean(axis=1) >= ctx.params.guide_ring_fraction)
 
 
 def wire_candidates(polar: F32, ctx: Context) -> tuple[B, F64]:

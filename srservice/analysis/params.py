@@ -104,9 +104,9 @@ class AnalysisParameters:
     calcium_dark_fraction : float
         Fraction of the shadow window that must be darker than the shadow level (speckle and
         reverberations inside the shadow are allowed).
-    guide_ring_depth_mm, guide_ring_fraction : float
+    guide_ring_depth_mm, guide_ring_fraction, guide_ring_tolerance_mm : float
         Inside the guide catheter a bright ring concentric with the transducer lies within this
-        depth on at least this fraction of the angles.
+        depth on at least this fraction of the angles, at one radius within this tolerance.
     wire_halo_deg : int
         Angle bins each side of the guidewire shadow where the lumen has no evidence.
     lumen_outlier_mm : float
@@ -142,8 +142,8 @@ class AnalysisParameters:
         Speckle of a real echo is correlated over neighbouring pixels; frames whose correlation
         at 2 pixels is below this hold no usable signal (noise).
     depth_change_tolerance : float
-        Frames whose catheter ring or field of view differ in size by more than this fraction
-        from the rest of the pullback were recorded at another display depth.
+        Frames whose catheter ring and field of view both differ in size by more than this
+        fraction from the rest of the pullback were recorded at another display depth.
     min_assessable_frames : int
         Fewer assessable frames than this: the pullback cannot be scored.
     nodule_min_length_mm : float
@@ -192,8 +192,9 @@ class AnalysisParameters:
     bright_cap_fraction: float = 0.85
     bright_min_margin: float = 30.0
     calcium_dark_fraction: float = 0.7
-    guide_ring_depth_mm: float = 1.3
+    guide_ring_depth_mm: float = 0.6
     guide_ring_fraction: float = 0.8
+    guide_ring_tolerance_mm: float = 0.05
     wire_halo_deg: int = 12
     lumen_outlier_mm: float = 0.2
     eem_weak_gradient: float = 0.3
@@ -208,7 +209,7 @@ class AnalysisParameters:
     side_branch_excursion_mm: float = 0.5
     side_branch_min_arc_deg: float = 30.0
     min_structure: float = 0.3
-    depth_change_tolerance: float = 0.25
+    depth_change_tolerance: float = 0.1
     min_assessable_frames: int = 10
     nodule_min_length_mm: float = 0.4
 

@@ -114,6 +114,7 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
     why = [""] * n
     ring = np.full(n, np.nan)
     extent = np.full(n, np.nan)
+    guide = np.zeros(n, dtype=np.bool_)
     # The decorrelation cue (only without blood/plaque grey-level contrast) needs a
     # neighbour on each side.
     use_dec = speckle.contrast_weight(lv.blood, lv.plaque) > 0.0
@@ -137,17 +138,17 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
         dec = (speckle.decorrelation(decimate_angles(pol, detect.DP_ANGLE_STEP), ~bad, own)
                if use_dec else None)
         res = detect.detect_chunk(pol[own], avg, ctx, track[c0:c1], dec)
-        for k in np.flatnonzero(res.guide & assess[c0:c1]):
-            why[c0 + k] = quality.GUIDE_CATHETER
-        assess[c0:c1] &= ~res.guide
+        guide[c0:c1] = res.guide
         ring[c0:c1] = res.ring
         extent[c0:c1] = res.extent
         builder.add(c0, res)
-    ok = assess.copy()
-    ring[~ok] = np.nan
-    extent[~ok] = np.nan
+    # A zoomed frame's ring-down can look like a guide catheter: the display depth first.
+    ring[~assess] = np.nan
+    extent[~assess] = np.nan
     for i in np.flatnonzero(quality.depth_changed(ring, extent, p.depth_change_tolerance)):
         assess[i], why[i] = False, quality.DEPTH_CHANGE
+    for i in np.flatnonzero(guide & assess):
+        assess[i], why[i] = False, quality.GUIDE_CATHETER
     measurements = builder.finish(assess, why)
     n_ok = sum(1 for m in measurements if m.assessable)
     pullback_reason = ""

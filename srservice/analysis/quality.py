@@ -76,7 +76,13 @@ def speckle_structure(frames: npt.NDArray[np.uint8], lag: int = 2) -> F64:
 
 
 def depth_changed(catheter_radius: F64, echo_extent: F64, tolerance: float) -> B:
-    """Frames whose catheter ring or field of view differ in size from the pullback's majority.
+    """Frames whose catheter ring and field of view differ in size from the pullback's majority.
+
+    A change of display depth rescales the whole image: the catheter ring-down and the extent
+    of the echo both change by the same factor. Either one alone also varies for other reasons
+    (a guide catheter, a dark far field), so a frame is marked when both differ from the
+    pullback median by more than ``tolerance``, or when the only one measured differs by more
+    than twice that.
 
     Parameters
     ----------
@@ -86,13 +92,22 @@ def depth_changed(catheter_radius: F64, echo_extent: F64, tolerance: float) -> B
     tolerance : float
         Relative difference from the pullback median that marks a change.
     """
-    out = np.zeros(catheter_radius.shape, dtype=np.bool_)
+    off: list[B] = []
+    known: list[B] = []
     for x in (catheter_radius, echo_extent):
         ok = np.isfinite(x) & (x > 0)
-        if ok.sum() < 3:
-            continue
-        med = float(np.median(x[ok]))
-        out |= ok & (np.abs(x - med) > tolerance * med)
+        dev = np.zeros(x.shape)
+        if ok.sum() >= 3:
+            med = float(np.median(x[ok]))
+            dev[ok] = np.abs(x[ok] - med) / med
+        else:
+            ok = np.zeros(x.shape, dtype=np.bool_)
+        off.append(np.asarray(dev, dtype=np.float64))
+        known.append(ok)
+    both = known[0] & known[1] & (off[0] > tolerance) & (off[1] > tolerance)
+    one = ((known[0] & ~known[1] & (off[0] > 2 * tolerance))
+           | (known[1] & ~known[0] & (off[1] > 2 * tolerance)))
+    out = both | one
     # A display depth holds for many frames; single-frame outliers are measurement noise.
     return np.asarray(ndimage.median_filter(out.astype(np.uint8), size=5, mode="nearest") > 0)
 

@@ -75,10 +75,15 @@ def test_depth_changed_ignores_single_frame_noise() -> None:
     ring = np.full(30, 20.0)
     ring[7] = 30.0
     extent = np.full(30, 200.0)
-    assert not quality.depth_changed(ring, extent, 0.25).any()
-    ring[20:] = 30.0
-    flagged = quality.depth_changed(ring, extent, 0.25)
+    extent[7] = 150.0
+    assert not quality.depth_changed(ring, extent, 0.1).any()
+    ring[20:] = 24.0
+    assert not quality.depth_changed(ring, extent, 0.1).any()  # the ring alone moved
+    extent[20:] = 170.0
+    flagged = quality.depth_changed(ring, extent, 0.1)
     assert flagged[21:].all() and not flagged[:19].any()
+    flagged = quality.depth_changed(ring, np.full(30, np.nan), 0.1)
+    assert not flagged.any()  # 20 % on the ring alone is within twice the tolerance
 
 
 def test_implausible_vessel_size_never_reaches_a_score() -> None:
