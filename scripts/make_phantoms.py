@@ -27,14 +27,21 @@ from srservice.phantom import make_case, standard_suite
 from srservice.phantom.writer import TRANSFER_SYNTAXES, write_pullback
 
 
+def _selected(specs: list[Any], names: list[str] | None) -> list[Any] | None:
+    """Return the cases named (all without names); None after naming the unknown ones."""
+    if not names:
+        return specs
+    unknown = set(names) - {s.name for s in specs}
+    if unknown:
+        print(f"unknown case(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return None
+    return [s for s in specs if s.name in names]
+
+
 def _standard(out: Path, names: list[str] | None, ts: str) -> int:
-    specs = standard_suite()
-    if names:
-        unknown = set(names) - {s.name for s in specs}
-        if unknown:
-            print(f"unknown case(s): {', '.join(sorted(unknown))}", file=sys.stderr)
-            return 2
-        specs = [s for s in specs if s.name in names]
+    specs = _selected(standard_suite(), names)
+    if specs is None:
+        return 2
     index = []
     for spec in specs:
         t0 = time.perf_counter()
@@ -79,13 +86,9 @@ def _realistic(out: Path, names: list[str] | None, stats: bool) -> int:
     from srservice.phantom.realistic_suite import make_realistic_case, realistic_suite
     from srservice.phantom.writer import write_realistic_case
 
-    specs = realistic_suite()
-    if names:
-        unknown = set(names) - {s.name for s in specs}
-        if unknown:
-            print(f"unknown case(s): {', '.join(sorted(unknown))}", file=sys.stderr)
-            return 2
-        specs = [s for s in specs if s.name in names]
+    specs = _selected(realistic_suite(), names)
+    if specs is None:
+        return 2
     index: list[dict[str, Any]] = []
     outside = 0
     for spec in specs:

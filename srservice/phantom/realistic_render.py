@@ -28,7 +28,7 @@ from scipy.ndimage import distance_transform_edt, gaussian_filter, gaussian_filt
 
 from srservice.phantom.geometry import CATHETER_RADIUS_MM, GUIDE_RADIUS_MM, NPHI
 from srservice.phantom.realistic_geometry import RealisticFrame, RealisticSpec
-from srservice.phantom.render import ScanGeometry
+from srservice.phantom.render import ScanGeometry, kernel_energy
 
 #: A-lines per rotation.
 N_ALINES = 512
@@ -324,7 +324,7 @@ def speckle_image(
     for a in (re_, im_):
         gaussian_filter1d(a, s_ax, axis=1, output=a, mode="nearest")
         gaussian_filter1d(a, LATERAL_SIGMA_LINES, axis=0, output=a, mode="wrap")
-    norm = np.sqrt(2.0 * _ksum(s_ax) * _ksum(LATERAL_SIGMA_LINES))
+    norm = np.sqrt(2.0 * kernel_energy(s_ax) * kernel_energy(LATERAL_SIGMA_LINES))
     shade = np.power(np.float32(10.0), gaussian_filter1d(att_db, 1.0, axis=0, mode="wrap")
                      / np.float32(10.0))
     env = np.sqrt((re_ * re_ + im_ * im_) * shade / np.float32(norm * norm) + noise2)
@@ -340,17 +340,10 @@ def _blood_norm() -> float:
     ratio = 1.0
     for s_psf in (s_ax, LATERAL_SIGMA_LINES):
         comb = float(np.hypot(BLOOD_SIGMA, s_psf))
-        ratio *= _ksum(comb) / (_ksum(BLOOD_SIGMA) * _ksum(s_psf))
-    return float(1.0 / np.sqrt(ratio * _ksum(BLOOD_SIGMA) ** 2))
+        ratio *= kernel_energy(comb) / (kernel_energy(BLOOD_SIGMA) * kernel_energy(s_psf))
+    return float(1.0 / np.sqrt(ratio * kernel_energy(BLOOD_SIGMA) ** 2))
 
 
-@lru_cache(maxsize=32)
-def _ksum(sigma: float) -> float:
-    radius = int(4.0 * sigma + 0.5)
-    xk = np.arange(-radius, radius + 1)
-    k = np.exp(-0.5 * (xk / sigma) ** 2)
-    k /= k.sum()
-    return float((k * k).sum())
 
 
 def to_pixels(geo: ScanGeometry, polar: F32) -> U8:

@@ -214,7 +214,7 @@ def render_polar(
     for a in (re_, im_):
         gaussian_filter1d(a, s_ax, axis=1, output=a, mode="nearest")
         gaussian_filter1d(a, s_lat, axis=0, output=a, mode="wrap")
-    norm = np.sqrt(2.0 * _ksum(s_ax) * _ksum(s_lat))
+    norm = np.sqrt(2.0 * kernel_energy(s_ax) * kernel_energy(s_lat))
     env = np.sqrt(re_ * re_ + im_ * im_) / np.float32(norm)
     if spec.rotation_seam:
         env[seam_line : seam_line + 2, :] *= 0.04
@@ -226,7 +226,7 @@ def render_polar(
 
 
 @lru_cache(maxsize=32)
-def _ksum(sigma: float) -> float:
+def kernel_energy(sigma: float) -> float:
     """Sum of squared taps of the Gaussian kernel used by ``gaussian_filter1d``."""
     radius = int(4.0 * sigma + 0.5)
     xk = np.arange(-radius, radius + 1)
