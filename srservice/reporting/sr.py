@@ -17,9 +17,16 @@ Content tree (PS3.16 TID 1500, built by :class:`highdicom.sr.MeasurementReport`)
   recommendation, derivation-population and completeness flags. A value that cannot be
   determined (score, component, recommendation) is a CODE item with SCT 373068000
   "Undetermined" (CID 230 "Yes-No"), never a number.
-- Per segment TID 1410 planar ROI groups on the maximum calcium frame (one referenced frame
-  number each): lumen and EEM contours and one group per calcium arc piece, all closed or open
-  POLYLINEs (SCOORD, PS3.3 C.18.6) so viewers such as OHIF can draw them.
+- Per segment one TID 1501 group per contour of the maximum calcium frame (one referenced
+  frame number each): the lumen (lumen area), the EEM (EEM area and mean diameter) and each
+  calcium arc piece (arc of any depth), the values INFERRED FROM the contour, a closed or open
+  POLYLINE (SCOORD, PS3.3 C.18.6) so viewers such as OHIF can draw them.
+- Every group ends with a TEXT qualitative evaluation (TID 1501 row 12) DCM 121106
+  "Comment": one sentence with the group's values, score and components first
+  (:data:`COMMENT`). Every Tracking Identifier starts with :data:`VIEWER_TRACKING_PREFIX` and
+  every value is INFERRED FROM a contour (TID 300), so that OHIF (extension
+  cornerstone-dicom-sr with ``@cornerstonejs/adapters``) can load the groups into its
+  measurement panel, each listed with its Comment (``docs/viewing.md``).
 - A "Qualitative Evaluations" container (UMLS C0034375, TID 1500 row 9) with TEXT items: the
   decision-support disclaimer, "IVUS calcium score cannot be determined: <reason>" for a
   pullback that cannot be scored, recommendation sentences, "outside derivation population"
@@ -48,13 +55,14 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
-from srservice import ALGORITHM_NAME, ALGORITHM_VERSION
+from srservice import ALGORITHM_NAME, ALGORITHM_VERSION, scoring
 from srservice.analysis.types import FrameMeasurement, LesionFeatures, PullbackAnalysis
 from srservice.reporting import codes as c
 from srservice.reporting.assessability import not_assessable_lines
 from srservice.reporting.overlay import arc_polylines, closed
 from srservice.reporting.uids import derived_uid, output_version
 from srservice.scoring import (
+    CANNOT_BE_DETERMINED,
     CITATION_IVUS,
     DISCLAIMER,
     IvusCalciumScore,
@@ -66,6 +74,21 @@ SR_SERIES_NUMBER = 990
 SR_DECIMALS = 3
 MANUFACTURER = "srservice"
 QUALITATIVE_EVALUATIONS = Code("C0034375", "UMLS", "Qualitative Evaluations")
+#: Score components as the group sentences name them (:func:`lesion_sentence`).
+COMPONENT_NAMES = {
+    scoring.LONG_CALCIUM: "long superficial calcium",
+    scoring.CIRCUMFERENTIAL: "circumferential calcium",
+    scoring.NODULE: "calcified nodule",
+    scoring.SMALL_VESSEL: "small vessel",
+}
+#: Concept name of each group's one-sentence summary (TEXT qualitative evaluation).
+COMMENT = codes.DCM.Comment
+#: Start of every Tracking Identifier (DCM 112039, free text). OHIF 3.13 loads an SR group into
+#: its measurement panel only when the identifier starts with a Cornerstone tool's tag
+#: (``isValidCornerstoneTrackingIdentifier`` in ``@cornerstonejs/adapters``,
+#: Cornerstone3D/BaseAdapter3D.js); the ArrowAnnotate tool shows the group's Comment as its
+#: text and computes nothing from the image.
+VIEWER_TRACKING_PREFIX = "Cornerstone3DTools@^0.1.0:ArrowAnnotate"
 
 
 def algorithm_identification(
@@ -117,19 +140,24 @@ class Source:
                                                    self.header.SOPInstanceUID, [frame])
         return hd.sr.SourceImageForMeasurement(inst.SOPClassUID, inst.SOPInstanceUID)
 
-    def region(self, points: np.ndarray, frame: int) -> hd.sr.ImageRegion:
-        """Return a POLYLINE region on ``frame`` (pixel coordinates of that frame)."""
-        data = np.asarray(points, dtype=np.float64)
+    def coords(self, points: np.ndarray, frame: int) -> hd.sr.CoordinatesForMeasurement:
+        """Return a POLYLINE on ``frame`` that a measurement is INFERRED FROM (TID 320)."""
         inst = self.frame_instance(frame)
-        if inst is None:
-            return hd.sr.ImageRegion(
-                graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=data,
-                source_image=hd.sr.SourceImageForRegion(self.header.SOPClassUID,
-                                                        self.header.SOPInstanceUID, [frame]),
-                pixel_origin_interpretation=hd.sr.PixelOriginInterpretationValues.FRAME)
-        return hd.sr.ImageRegion(
-            graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=data,
-            source_image=hd.sr.SourceImageForRegion(inst.SOPClassUID, inst.SOPInstanceUID))
+        source = (hd.sr.SourceImageForRegion(self.header.SOPClassUID,
+                                             self.header.SOPInstanceUID, [frame])
+                  if inst is None else
+                  hd.sr.SourceImageForRegion(inst.SOPClassUID, inst.SOPInstanceUID))
+        return hd.sr.CoordinatesForMeasurement(
+            graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+            graphic_data=np.asarray(points, dtype=np.float64), source_image=source)
+
+    def tracking(self, purpose: str, label: str) -> hd.sr.TrackingIdentifier:
+        """Return the Tracking Identifier (TID 4108) of the group for ``purpose``.
+
+        Its text is :data:`VIEWER_TRACKING_PREFIX` followed by ``label``.
+        """
+        return hd.sr.TrackingIdentifier(uid=self.uid(purpose),
+                                        identifier=f"{VIEWER_TRACKING_PREFIX} {label}")
 
     def library(self, frames: Iterable[int]) -> list[Dataset]:
         """Image Library entries: the source header plus the instances of ``frames``."""
@@ -176,17 +204,7 @@ class _Anchor:
         self.shape = shape
 
     def _coords(self, points: np.ndarray) -> hd.sr.CoordinatesForMeasurement:
-        return hd.sr.CoordinatesForMeasurement(
-            graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-            graphic_data=np.asarray(points, dtype=np.float64), source_image=self._source())
-
-    def _source(self) -> hd.sr.SourceImageForRegion:
-        n = self.frame.frame
-        inst = self.src.frame_instance(n)
-        if inst is None:
-            return hd.sr.SourceImageForRegion(self.src.header.SOPClassUID,
-                                              self.src.header.SOPInstanceUID, [n])
-        return hd.sr.SourceImageForRegion(inst.SOPClassUID, inst.SOPInstanceUID)
+        return self.src.coords(points, self.frame.frame)
 
     def outline(self) -> list[hd.sr.CoordinatesForMeasurement]:
         """Return the whole frame (image border)."""
@@ -279,53 +297,99 @@ def _lesion_group(src: Source, index: int, lesion: LesionFeatures, score: IvusCa
                                     c.yes_no(score.outside_derivation_population)),
         hd.sr.QualitativeEvaluation(c.SCORE_COMPLETE, c.yes_no(score.total is not None)),
     ]
-    tracking = hd.sr.TrackingIdentifier(
-        uid=src.uid(f"lesion-{index}"),
-        identifier=f"Calcified segment {index} (frames {lesion.start_frame}-{lesion.end_frame})")
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=tracking, finding_type=c.VASCULAR_CALCIFICATION, algorithm_id=algo,
-        measurements=m, qualitative_evaluations=q)
+    name = f"Calcified segment {index} (frames {lesion.start_frame}-{lesion.end_frame})"
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=src.tracking(f"lesion-{index}", name),
+        finding_type=c.VASCULAR_CALCIFICATION, algorithm_id=algo, measurements=m,
+        qualitative_evaluations=q)
+    return _with_comment(group, f"{name}: {lesion_sentence(lesion, score)}")
+
+
+def lesion_sentence(lesion: LesionFeatures, score: IvusCalciumScore) -> str:
+    """Return the values of a segment in one sentence: score and components first.
+
+    E.g. "IVUS calcium score 4; components: long superficial calcium 1, circumferential
+    calcium 1, calcified nodule 1, small vessel 1; maximum superficial calcium arc 360°".
+    """
+    parts = [f"{COMPONENT_NAMES[comp.name]} "
+             f"{comp.points if comp.points is not None else CANNOT_BE_DETERMINED}"
+             for comp in score.components]
+    out = (f"IVUS calcium score {score.total_text}; components: {', '.join(parts)}; maximum "
+           f"superficial calcium arc {lesion.max_superficial_calcium_arc_deg:.0f}°")
+    if lesion.length_superficial_calcium_over_270_mm is not None:
+        out += (", superficial calcium arc > 270° over "
+                f"{lesion.length_superficial_calcium_over_270_mm:.1f} mm")
+    return out
+
+
+def _with_comment(group: hd.sr.MeasurementsAndQualitativeEvaluations, text: str,
+                  ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """Append the TEXT qualitative evaluation DCM 121106 "Comment" (TID 1501 row 12)."""
+    group[0].ContentSequence.append(hd.sr.TextContentItem(
+        name=COMMENT, value=text, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+    return group
 
 
 def _roi_group(src: Source, uid_purpose: str, label: str, points: np.ndarray, frame: int,
-               finding: Code, measurements: list[hd.sr.Measurement],
-               algo: hd.sr.AlgorithmIdentification,
-               ) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
-    region = src.region(points, frame)
-    tracking = hd.sr.TrackingIdentifier(uid=src.uid(uid_purpose), identifier=label)
-    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-        tracking_identifier=tracking, referenced_region=region, finding_type=finding,
-        algorithm_id=algo, measurements=measurements or None)
+               finding: Code, values: list[tuple[Code, float, Code, Code | None, Code | None]],
+               text: str, algo: hd.sr.AlgorithmIdentification,
+               ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """TID 1501 group of one contour: its values, each INFERRED FROM the contour, and a Comment.
+
+    ``values`` holds (name, value, unit, method, derivation) tuples. A TID 1501 group rather
+    than a TID 1410 planar ROI group: TID 1410 measurements are of the region itself and may
+    not reference coordinates (TID 1419), and OHIF loads a group into its measurement panel
+    only from the coordinates its first value is INFERRED FROM (``getSetupMeasurementData`` in
+    ``@cornerstonejs/adapters``, Cornerstone3D/MeasurementReport.js).
+    """
+    on = [src.coords(points, frame)]
+    measurements = [_measurement(name, value, unit, method=method, derivation=derivation,
+                                 coords=on)
+                    for name, value, unit, method, derivation in values]
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=src.tracking(uid_purpose, label), finding_type=finding,
+        algorithm_id=algo, measurements=measurements)
+    return _with_comment(group, f"{label}: {text}")
 
 
 def _roi_groups(src: Source, index: int, frame: FrameMeasurement,
                 algo: hd.sr.AlgorithmIdentification,
-                ) -> list[hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations]:
+                ) -> list[hd.sr.MeasurementsAndQualitativeEvaluations]:
+    """One group per contour of the maximum calcium ``frame``: lumen, EEM, each calcium arc.
+
+    A contour without any measured value gets no group of its own (it is still drawn with the
+    segment's values it is linked to).
+    """
     n = frame.frame
-    ref = [src.measurement_ref(n)]
     groups = []
-    if frame.lumen_contour is not None and len(frame.lumen_contour) >= 3:
-        meas = ([] if frame.lumen_area_mm2 is None else
-                [_measurement(c.LUMEN_AREA, frame.lumen_area_mm2, c.MM2, refs=ref)])
-        groups.append(_roi_group(src, f"lesion-{index}-lumen",
-                                 f"Segment {index}: lumen contour, frame {n}",
-                                 closed(frame.lumen_contour), n, c.LUMEN_OF_ARTERY, meas, algo))
-    if frame.eem_contour is not None and len(frame.eem_contour) >= 3:
-        meas = []
-        if frame.eem_area_mm2 is not None:
-            meas.append(_measurement(c.EEM_AREA, frame.eem_area_mm2, c.MM2, refs=ref))
-        if frame.eem_mean_diameter_mm is not None:
-            meas.append(_measurement(c.EEM_DIAMETER, frame.eem_mean_diameter_mm, c.MM,
-                                     derivation=c.MEAN, refs=ref))
+    if (frame.lumen_contour is not None and len(frame.lumen_contour) >= 3
+            and frame.lumen_area_mm2 is not None):
+        lumen = frame.lumen_area_mm2
+        groups.append(_roi_group(
+            src, f"lesion-{index}-lumen", f"Segment {index}, frame {n}, lumen contour",
+            closed(frame.lumen_contour), n, c.LUMEN_OF_ARTERY,
+            [(c.LUMEN_AREA, lumen, c.MM2, None, None)], f"lumen area {lumen:.2f} mm²", algo))
+    area, diameter = frame.eem_area_mm2, frame.eem_mean_diameter_mm
+    if (frame.eem_contour is not None and len(frame.eem_contour) >= 3
+            and (area is not None or diameter is not None)):
+        values: list[tuple[Code, float, Code, Code | None, Code | None]] = []
+        texts = []
+        if area is not None:
+            values.append((c.EEM_AREA, area, c.MM2, None, None))
+            texts.append(f"EEM area {area:.2f} mm²")
+        if diameter is not None:
+            values.append((c.EEM_DIAMETER, diameter, c.MM, None, c.MEAN))
+            texts.append(f"mean EEM diameter {diameter:.2f} mm")
         groups.append(_roi_group(src, f"lesion-{index}-eem",
-                                 f"Segment {index}: EEM contour, frame {n}",
-                                 closed(frame.eem_contour), n, c.EEM, meas, algo))
+                                 f"Segment {index}, frame {n}, EEM contour",
+                                 closed(frame.eem_contour), n, c.EEM, values,
+                                 ", ".join(texts), algo))
     for k, (pts, arc) in enumerate(arc_polylines(frame), start=1):
-        meas = [_measurement(c.ARC_OF_CALCIUM, arc, c.DEG, method=c.METHOD_ANY_DEPTH_ARC,
-                             refs=ref)]
-        groups.append(_roi_group(src, f"lesion-{index}-arc-{k}",
-                                 f"Segment {index}: calcium arc {k}, frame {n}", pts, n,
-                                 c.VASCULAR_CALCIFICATION, meas, algo))
+        groups.append(_roi_group(
+            src, f"lesion-{index}-arc-{k}", f"Segment {index}, frame {n}, calcium arc {k}",
+            pts, n, c.VASCULAR_CALCIFICATION,
+            [(c.ARC_OF_CALCIUM, arc, c.DEG, c.METHOD_ANY_DEPTH_ARC, None)],
+            f"arc of calcium (any depth) {arc:.0f}°", algo))
     return groups
 
 
@@ -379,13 +443,14 @@ def _summary_group(src: Source, analysis: PullbackAnalysis, pullback: PullbackSc
               c.CALCIUM_MODIFICATION_RECOMMENDED,
               _yes_no_undetermined(pullback.calcium_modification_recommended)),
           hd.sr.QualitativeEvaluation(c.SCORE_COMPLETE, c.yes_no(pullback.total is not None))]
-    tracking = hd.sr.TrackingIdentifier(uid=src.uid("pullback"),
-                                        identifier="Whole pullback (highest segment score)")
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=tracking, algorithm_id=algo, measurements=m,
-        qualitative_evaluations=q, source_images=[
+    assessable = sum(1 for f in analysis.frames if f.assessable)
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=src.tracking("pullback", "Whole pullback (highest segment score)"),
+        algorithm_id=algo, measurements=m, qualitative_evaluations=q, source_images=[
             hd.sr.SourceImageForMeasurementGroup(src.header.SOPClassUID,
                                                  src.header.SOPInstanceUID)])
+    return _with_comment(group, f"Whole pullback: {pullback.result}; {assessable} of "
+                                f"{analysis.frame_count} frames assessable")
 
 
 def statements(analysis: PullbackAnalysis, scores: Sequence[IvusCalciumScore]) -> list[str]:
@@ -457,8 +522,7 @@ def build_sr(header: Dataset, analysis: PullbackAnalysis, scores: Sequence[IvusC
         return None if frame is None else _Anchor(src, frame, shape)
 
     # The whole-pullback group comes first: viewers (OHIF) open an SR at its first group.
-    groups: list[hd.sr.MeasurementsAndQualitativeEvaluations
-                 | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations] = [
+    groups: list[hd.sr.MeasurementsAndQualitativeEvaluations] = [
         _summary_group(src, analysis, pullback,
                        anchor(summary_frame(analysis, pullback.segments)), algo_full)]
     for i, (lesion, score) in enumerate(zip(analysis.lesions, pullback.segments, strict=True),

@@ -23,6 +23,7 @@ from srservice.reporting.overlay import (
     arc_polylines,
     closed,
 )
+from srservice.reporting.sr import COMMENT, COMPONENT_NAMES, VIEWER_TRACKING_PREFIX
 from srservice.reporting.uids import derived_uid
 from srservice.scoring import DISCLAIMER
 from tests.support.environment import require_tool
@@ -132,7 +133,7 @@ def test_sr_round_trips_through_highdicom(outputs: dict[str, Any]) -> None:
     assert sr.CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == c.SCHEME
     report = sr.content
     groups = report.get_image_measurement_groups()
-    summary, seg = groups
+    summary, seg, *contours = groups
     assert _measurements(summary)[(c.IVUS_CALCIUM_SCORE.value, None)].value == 2
     assert seg.finding_type == c.VASCULAR_CALCIFICATION
     assert seg.tracking_uid == derived_uid(SOURCE_SOP_UID, "lesion-1")
@@ -162,21 +163,24 @@ def test_sr_round_trips_through_highdicom(outputs: dict[str, Any]) -> None:
     assert q[c.CALCIUM_MODIFICATION_RECOMMENDED.value] == c.YES
     assert q[c.OUTSIDE_DERIVATION_POPULATION.value] == c.NO
 
-    rois = report.get_planar_roi_measurement_groups()
-    kinds = [g.finding_type for g in rois]
+    kinds = [g.finding_type for g in contours]
     assert kinds[:2] == [c.LUMEN_OF_ARTERY, c.EEM] and c.VASCULAR_CALCIFICATION in kinds
-    for g in rois:
-        region = g.roi
-        assert region.graphic_type == hd.sr.GraphicTypeValues.POLYLINE
-        ref = region.ContentSequence[0].ReferencedSOPSequence[0]
-        assert ref.ReferencedSOPInstanceUID == SOURCE_SOP_UID
-        assert ref.ReferencedFrameNumber == lesion.max_calcium_frame
+    for g in contours:
+        for m in g.get_measurements():
+            region = m.referenced_coordinates[0]
+            assert region.graphic_type == hd.sr.GraphicTypeValues.POLYLINE
+            ref = region.ContentSequence[0].ReferencedSOPSequence[0]
+            assert ref.ReferencedSOPInstanceUID == SOURCE_SOP_UID
+            assert ref.ReferencedFrameNumber == lesion.max_calcium_frame
     frame = a.frames[lesion.max_calcium_frame - 1]
-    lumen = rois[0].roi.value
+    lumen_area = contours[0].get_measurements()[0]
+    lumen = lumen_area.referenced_coordinates[0].value
     assert np.allclose(lumen, closed(frame.lumen_contour), atol=1e-3)
     assert np.array_equal(lumen[0], lumen[-1])            # closed polyline
-    lumen_area = rois[0].get_measurements()[0]
     assert lumen_area.value == approx(frame.lumen_area_mm2)
+    eem = _measurements(contours[1])
+    assert eem[(c.EEM_AREA.value, None)].value == approx(frame.eem_area_mm2)
+    assert eem[(c.EEM_DIAMETER.value, None)].derivation == c.MEAN
     algo = seg.get_algorithm_id() if hasattr(seg, "get_algorithm_id") else None
     if algo is not None:
         assert algo.version == ALGORITHM_VERSION
@@ -396,12 +400,13 @@ def test_single_frame_series_references_frame_instances(
         for ref in m.referenced_images or []:
             assert ref.referenced_sop_instance_uid == max_uid
             assert ref.referenced_frame_numbers is None
-    rois = report.get_planar_roi_measurement_groups()
-    assert rois
-    for g in rois:
-        ref = g.roi.ContentSequence[0].ReferencedSOPSequence[0]
-        assert ref.ReferencedSOPInstanceUID == max_uid
-        assert "ReferencedFrameNumber" not in ref
+    contours = report.get_image_measurement_groups()[2:]
+    assert contours
+    for g in contours:
+        for m in g.get_measurements():
+            ref = m.referenced_coordinates[0].ContentSequence[0].ReferencedSOPSequence[0]
+            assert ref.ReferencedSOPInstanceUID == max_uid
+            assert "ReferencedFrameNumber" not in ref
     # Every referenced instance is in the Image Library (TID 1600) and in the evidence.
     referenced = set()
     stack = list(sr.ContentSequence)
@@ -437,15 +442,17 @@ def test_single_instance_of_single_frame_class(tmp_path: Path) -> None:
     pydicom.dcmwrite(sr_path, o.sr, enforce_file_format=True)
     res = run(tool, sr_path)
     assert [x for x in (res.stdout + res.stderr).splitlines() if x.startswith("Error")] == []
-    for g in hd.sr.srread(sr_path).content.get_planar_roi_measurement_groups():
-        ref = g.roi.ContentSequence[0].ReferencedSOPSequence[0]
-        assert ref.ReferencedSOPInstanceUID == one.sop_instance_uid
-        assert "ReferencedFrameNumber" not in ref
+    for g in hd.sr.srread(sr_path).content.get_image_measurement_groups():
+        for m in g.get_measurements():
+            for sc in m.referenced_coordinates or []:
+                ref = sc.ContentSequence[0].ReferencedSOPSequence[0]
+                assert ref.ReferencedSOPInstanceUID == one.sop_instance_uid
+                assert "ReferencedFrameNumber" not in ref
     assert "source_sop_instance_uids" not in o.summary
 
 
 def _scoords(item: pydicom.Dataset) -> list[pydicom.Dataset]:
-    """SCOORDs of a measurement group: its own (TID 1410) and those its NUMs are inferred from."""
+    """SCOORDs of a measurement group: its own and those its NUMs are inferred from."""
     out = []
     for child in item.ContentSequence:
         if child.ValueType == "SCOORD":
@@ -508,3 +515,47 @@ def test_every_group_is_drawable(outputs: dict[str, Any], variant: str) -> None:
         assert [v for v in values if v in components] == values[
             values.index(next(v for v in values if v in components)):][:len(
                 [v for v in values if v in components])]
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_group_says_its_values_in_one_sentence(outputs: dict[str, Any],
+                                                     variant: str) -> None:
+    """The Comment OHIF lists a group with, and the tracking identifier it loads a group by."""
+    o, _, _ = outputs[variant]
+    groups = _groups(o.sr)
+    sentences = []
+    for g in groups:
+        tracking = [i.TextValue for i in g.ContentSequence
+                    if i.ConceptNameCodeSequence[0].CodeValue == "112039"]
+        assert len(tracking) == 1 and tracking[0].startswith(VIEWER_TRACKING_PREFIX + " ")
+        comments = [i for i in g.ContentSequence
+                    if i.ConceptNameCodeSequence[0].CodeValue == COMMENT.value]
+        assert len(comments) == 1
+        assert comments[0].ValueType == "TEXT" and comments[0].RelationshipType == "CONTAINS"
+        sentences.append(str(comments[0].TextValue))
+    summary = o.summary
+    total = summary["ivus_calcium_score"]
+    assert sentences[0].startswith("Whole pullback: IVUS calcium score "
+                                   + ("cannot be determined" if total is None else str(total)))
+    for lesion, text in zip(summary["lesions"], sentences[1:], strict=False):
+        parts = ", ".join(
+            f"{COMPONENT_NAMES[comp['name']]} "
+            f"{'cannot be determined' if comp['points'] is None else comp['points']}"
+            for comp in lesion["score_components"])
+        assert text.startswith(
+            f"Calcified segment 1 (frames {lesion['start_frame']}-{lesion['end_frame']}): "
+            f"IVUS calcium score {lesion['ivus_calcium_score_text']}; components: {parts}; maximum "
+            f"superficial calcium arc {lesion['max_superficial_calcium_arc_deg']:.0f}°"), text
+    if summary["lesions"]:
+        frame = summary["frames"][summary["lesions"][0]["max_calcium_frame"] - 1]
+        n = frame["frame"]
+        if frame["lumen_area_mm2"] is None:  # no pixel spacing: no area, no contour group
+            assert not any("lumen contour" in t or "EEM contour" in t for t in sentences)
+        else:
+            assert f"Segment 1, frame {n}, lumen contour: lumen area " \
+                   f"{frame['lumen_area_mm2']:.2f} mm²" in sentences
+            assert f"Segment 1, frame {n}, EEM contour: EEM area " \
+                   f"{frame['eem_area_mm2']:.2f} mm², mean EEM diameter " \
+                   f"{frame['eem_mean_diameter_mm']:.2f} mm" in sentences
+        assert any(t.startswith(f"Segment 1, frame {n}, calcium arc 1: arc of calcium "
+                                "(any depth) ") and t.endswith("°") for t in sentences)
