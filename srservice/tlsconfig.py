@@ -8,16 +8,20 @@ revocation list (RFC 5280 Section 5; leaf certificates, ``VERIFY_CRL_CHECK_LEAF`
 
 :func:`describe_tls_error` and :func:`certificate_identity` give the audit trail the reason a
 handshake failed (OpenSSL's verification result, e.g. "certificate has expired") and who a
-certificate names. Python's ``ssl`` module has no verification callback and OpenSSL discards
-a chain that failed verification, so the subject of a *refused* certificate cannot be
-recorded; the subject of every accepted one is.
+certificate names. :func:`refused_identity` does the same for a certificate the handshake
+*refused* (see :class:`AuditedSSLSocket` for how it is kept).
 """
 
 from __future__ import annotations
 
+import hashlib
 import ssl
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID, NameOID
 
 from srservice.config import Settings
 from srservice.errors import ConfigError
@@ -70,7 +74,185 @@ def server_context(settings: Settings) -> ssl.SSLContext | None:
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"SRSERVICE_TLS_CRL: cannot load {settings.tls_crl}: {exc}") from exc
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+    if ctx.verify_mode == ssl.CERT_REQUIRED:
+        ctx.sslsocket_class = AuditedSSLSocket
+        # CPython's message hook (ssl.SSLContext._msg_callback, Lib/ssl.py); not in typeshed.
+        setattr(ctx, "_msg_callback", _keep_client_certificate)  # noqa: B010
     return ctx
+
+
+# --- the certificate of a refused handshake ------------------------------------------------
+class AuditedSSLSocket(ssl.SSLSocket):
+    """Server-side TLS socket that keeps the client certificate it was shown.
+
+    Why this way: Python's ``ssl`` has no verification callback and OpenSSL frees a client
+    chain that failed verification, so after ``CERTIFICATE_VERIFY_FAILED`` neither
+    ``getpeercert()`` nor ``get_unverified_chain()`` has the certificate. OpenSSL's message
+    callback (``SSL_CTX_set_msg_callback``, exposed by CPython as
+    ``SSLContext._msg_callback``) is called with every handshake message as received and
+    decrypted, *before* it is processed: the client's Certificate message (RFC 5246 Section
+    7.4.2, RFC 8446 Section 4.4.2; plaintext to us in TLS 1.2 and 1.3 alike) is copied here.
+    The hook only observes: it cannot change the verification, which stays OpenSSL's with the
+    same context (versions, ciphers, CA, CRL flags), so nothing is accepted that was refused
+    before. The other way, pyOpenSSL's ``Context.set_verify`` callback, would replace the
+    listener's ``ssl.SSLSocket`` (which pynetdicom reads and the AE binding checks) with a
+    different connection object. The certificate itself is parsed by ``cryptography``
+    (pyca), not by hand; only the TLS framing (length prefixes) is read here.
+
+    Attributes
+    ----------
+    presented_certificate : bytes or None
+        DER of the first (leaf) certificate of the last client Certificate message, ``None``
+        when the client sent none (or not yet).
+    """
+
+    presented_certificate: bytes | None = None
+
+
+#: TLS content type handshake(22) and handshake type certificate(11), RFC 8446 Section 5.1 / 4.
+_HANDSHAKE, _CERTIFICATE = 22, 11
+
+
+def _u24(data: bytes, at: int) -> int:
+    if at + 3 > len(data):
+        raise ValueError("truncated length")
+    return int.from_bytes(data[at:at + 3], "big")
+
+
+def leaf_certificate(message: bytes, *, tls13: bool) -> bytes | None:
+    """DER of the first certificate of a TLS Certificate handshake message.
+
+    Parameters
+    ----------
+    message : bytes
+        The whole handshake message: type (11), 24-bit length, body. The body is a 24-bit
+        length-prefixed list of 24-bit length-prefixed certificates (RFC 5246 Section 7.4.2);
+        in TLS 1.3 it starts with an 8-bit length-prefixed request context and each entry is
+        followed by 16-bit length-prefixed extensions (RFC 8446 Section 4.4.2).
+    tls13 : bool
+        The message is TLS 1.3's.
+
+    Returns
+    -------
+    bytes or None
+        The leaf certificate's DER, ``None`` for an empty list or a malformed message.
+    """
+    try:
+        if len(message) < 4 or message[0] != _CERTIFICATE:
+            return None
+        at = 4
+        if tls13:
+            at += 1 + message[at]
+        end = at + 3 + _u24(message, at)
+        at += 3
+        if end > len(message) or at == end:
+            return None
+        size = _u24(message, at)
+        at += 3
+        if size == 0 or at + size > end:
+            return None
+        return bytes(message[at:at + size])
+    except (ValueError, IndexError):
+        return None
+
+
+def _keep_client_certificate(conn: object, direction: str, version: object,
+                             content_type: object, msg_type: object, data: bytes) -> None:
+    """Message callback: copy the leaf of a received Certificate message onto the socket.
+
+    Never raises: CPython would re-raise an exception from the callback out of the handshake
+    (breaking a connection that would have been accepted).
+    """
+    try:
+        if (direction == "read" and content_type == _HANDSHAKE and msg_type == _CERTIFICATE
+                and isinstance(conn, AuditedSSLSocket)):
+            conn.presented_certificate = leaf_certificate(
+                data, tls13=version == ssl.TLSVersion.TLSv1_3)
+    except Exception:  # an observer must not break the handshake
+        return
+
+
+#: Attribute types with the short names ``getpeercert()`` results are written with here.
+_SHORT = {NameOID.COMMON_NAME: "CN", NameOID.ORGANIZATION_NAME: "O",
+          NameOID.ORGANIZATIONAL_UNIT_NAME: "OU", NameOID.COUNTRY_NAME: "C",
+          NameOID.LOCALITY_NAME: "L", NameOID.STATE_OR_PROVINCE_NAME: "ST",
+          NameOID.EMAIL_ADDRESS: "emailAddress"}
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+#: Longest text kept from a refused certificate (its content is chosen by whoever made it).
+_MAX_FIELD = 256
+
+
+def _clean(text: str) -> str:
+    kept = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return kept if len(kept) <= _MAX_FIELD else kept[:_MAX_FIELD - 3] + "..."
+
+
+def _name_text(name: x509.Name) -> str:
+    parts = []
+    for rdn in name.rdns:
+        for attr in rdn:
+            key = _SHORT.get(attr.oid, attr.oid.dotted_string)
+            value = attr.value if isinstance(attr.value, str) else attr.value.hex()
+            parts.append(f"{key}={value}")
+    return _clean(",".join(parts))
+
+
+def _openssl_time(moment: datetime) -> str:
+    """Date as ``getpeercert()`` writes it (``ASN1_TIME_print``): ``Jan  2 00:00:00 2020 GMT``."""
+    return (f"{_MONTHS[moment.month - 1]} {moment.day:2d} "
+            f"{moment:%H:%M:%S} {moment.year} GMT")
+
+
+def refused_identity(sock: object) -> dict[str, str]:
+    """Who the client certificate of a failed handshake names, for the audit trail.
+
+    Parameters
+    ----------
+    sock : object
+        The listener's socket (an :class:`AuditedSSLSocket` when client certificates are
+        required; anything else gives an empty result).
+
+    Returns
+    -------
+    dict
+        ``subject``, ``issuer`` (``CN=...,O=...`` in certificate order, as for an accepted
+        certificate), ``serial`` (upper-case hex), ``not_before``, ``not_after``,
+        ``identities`` (subject CN, subjectAltName DNS and e-mail) and ``sha256`` (of the
+        DER); ``{"certificate": "none presented"}`` when the client sent no certificate,
+        ``{"certificate": "unparseable", "sha256": ...}`` when it is not X.509. Text from the
+        certificate is stripped of control characters and capped at 256 characters.
+    """
+    if not isinstance(sock, AuditedSSLSocket):
+        return {}
+    return presented_identity(sock.presented_certificate)
+
+
+def presented_identity(der: bytes | None) -> dict[str, str]:
+    """Return the audit fields of :func:`refused_identity` for a DER certificate (or None)."""
+    if der is None:
+        return {"certificate": "none presented"}
+    digest = hashlib.sha256(der).hexdigest()
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        subject, issuer = _name_text(cert.subject), _name_text(cert.issuer)
+        names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        try:
+            san = cert.extensions.get_extension_for_oid(
+                ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+            if isinstance(san, x509.SubjectAlternativeName):
+                names += san.get_values_for_type(x509.DNSName)
+                names += san.get_values_for_type(x509.RFC822Name)
+        except x509.ExtensionNotFound:
+            pass
+        serial = cert.serial_number
+        hexed = f"{abs(serial):X}"
+        serial_text = ("-" if serial < 0 else "") + ("0" * (len(hexed) % 2)) + hexed
+        return {"subject": subject, "issuer": issuer, "serial": _clean(serial_text),
+                "not_before": _openssl_time(cert.not_valid_before_utc),
+                "not_after": _openssl_time(cert.not_valid_after_utc),
+                "identities": _clean(",".join(names)), "sha256": digest}
+    except ValueError:
+        return {"certificate": "unparseable", "sha256": digest}
 
 
 def describe_tls_error(exc: BaseException) -> str:

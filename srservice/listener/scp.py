@@ -16,7 +16,9 @@ Behaviour (details and status table in ``docs/conformance.md``):
   ``on_stored`` runs, and only then is Success answered. No exception leaves the handler:
   each failure maps to its own status through :func:`srservice.errors.dimse_status_for`.
 - Optional DICOM TLS (PS3.15 B.9); the TLS handshake runs in the connection's thread with the
-  ACSE timeout so a silent client cannot block the accept loop.
+  ACSE timeout so a silent client cannot block the accept loop. A refused handshake is audited
+  with OpenSSL's reason and the subject, issuer and serial of the certificate the client
+  presented (:func:`srservice.tlsconfig.refused_identity`).
 - Every PDU is read with a size cap and a deadline (:mod:`srservice.listener.pduguard`): an
   oversized PDU or a peer dribbling a PDU is aborted before it can hold memory or a slot.
 """
@@ -50,7 +52,12 @@ from srservice.listener.gate import ConnectionGate
 from srservice.listener.pduguard import PduLimits, guard_ae
 from srservice.listener.receive import partial_file, receive_into, received_file
 from srservice.listener.spool import Spool, StoredInstance
-from srservice.tlsconfig import certificate_identity, describe_tls_error, server_context
+from srservice.tlsconfig import (
+    certificate_identity,
+    describe_tls_error,
+    refused_identity,
+    server_context,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -119,7 +126,8 @@ class SrServer(ThreadedAssociationServer):
                 if self.audit is not None:
                     self.audit.event("association-rejected", peer_host=str(client_address[0]),
                                      peer_port=int(client_address[1]),
-                                     reason=f"TLS handshake failed: {describe_tls_error(exc)}")
+                                     reason=f"TLS handshake failed: {describe_tls_error(exc)}",
+                                     **refused_identity(request))
                 self.shutdown_request(request)
                 if self.gate is not None:
                     self.gate.closed(_key(client_address))
