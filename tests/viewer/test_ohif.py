@@ -201,10 +201,14 @@ def _track(page: Any, expected: str) -> str:
     page.get_by_text(HYDRATE_PROMPT).wait_for(timeout=30_000)
     page.get_by_role("button", name="Yes", exact=True).click()
     panel = page.locator("[data-cy=trackedMeasurements-panel]")
+    clicked = [-10.0]
 
     def listed() -> str | None:
         if not panel.is_visible():
-            page.locator("[data-cy=trackedMeasurements-btn]").click()
+            # the button toggles the panel: click again only if a click did not open it
+            if time.monotonic() - clicked[0] > 5:
+                page.locator("[data-cy=trackedMeasurements-btn]").click()
+                clicked[0] = time.monotonic()
             return None
         text = str(panel.inner_text())
         return text if expected in text else None
