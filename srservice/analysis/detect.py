@@ -31,7 +31,7 @@ from srservice.analysis.borders import (
     upsample_path,
 )
 from srservice.analysis.context import Context, Levels, box_angle, smooth
-from srservice.analysis.geometry import fill_circular_gaps_rows
+from srservice.analysis.geometry import fill_circular_gaps_rows, grow_runs_rows
 from srservice.analysis.params import AnalysisParameters
 from srservice.analysis.quality import longest_circular_run
 from srservice.analysis.speckle import blood_likeness
@@ -144,7 +144,7 @@ def window_counts(mask: B, start: int, length: int) -> npt.NDArray[np.integer]:
         width *= 2
 
 
-def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None
+def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None, deep: bool = False
                  ) -> tuple[B, npt.NDArray[np.intp]]:
     """Rays with a bright reflector followed by an acoustic shadow; first such reflector.
 
@@ -156,8 +156,13 @@ def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None
     times the plaque level (real shadows keep 11-31 % of the neighbouring signal, with
     speckle and reverberations, so a fraction of dark samples is counted, not their mean).
     Bright plaque without a shadow and a shadow without a bright edge (attenuated plaque)
-    are not calcium. Returns ``(shadow, edge)`` with ``edge`` the radial
-    index of the leading edge (0 where there is no shadow).
+    are not calcium. With ``deep`` a ray also passes when ``calcium_deep_dark_fraction`` of
+    a ``calcium_deep_shadow_len_mm`` window is dark and ``calcium_deep_near_fraction`` of the
+    short one (reverberation streaks right behind the edge); that weaker test only extends
+    arcs found by the strict one (:func:`detect_chunk`). A leading edge hidden in the
+    ring-down of a catheter touching the wall counts when it outshines the ring-down.
+    Returns ``(shadow, edge)`` with ``edge`` the radial index of the leading edge (0 where
+    there is no shadow).
     """
     n_r = s3.shape[2]
     p = ctx.params
@@ -170,9 +175,25 @@ def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None
     count = np.clip(ctx.valid_end[:, None] - (rr[None, :] + gap), 0, length)
     enough = count >= max(3, length // 2)
     need = (p.calcium_dark_fraction * np.maximum(count, 1)).astype(np.float32)
+    shadowed = (dark_count >= need[None]) & enough[None]
+    d_len = ctx.samples(p.calcium_deep_shadow_len_mm)
+    if deep and d_len > length:
+        d_count = window_counts(dark, gap, d_len)
+        cnt = np.clip(ctx.valid_end[:, None] - (rr[None, :] + gap), 0, d_len)
+        d_need = (p.calcium_deep_dark_fraction * np.maximum(cnt, 1)).astype(np.float32)
+        near = (p.calcium_deep_near_fraction * np.maximum(count, 1)).astype(np.float32)
+        shadowed |= ((d_count >= d_need[None]) & (cnt >= 2 * length)[None]
+                     & (dark_count >= near[None]) & enough[None])
     peak = s3 if s_edge is None else s_edge
-    cand = (peak >= ctx.levels.bright) & (dark_count >= need[None]) & enough[None]
-    cand[:, :, : ctx.r0 + 1] = False
+    cand = (peak >= ctx.levels.bright) & shadowed
+    # A wall touching the catheter puts the leading edge inside the ring-down: just inside
+    # the catheter radius a sample counts where it outshines the ring-down at that radius
+    # (its median over the angles of the frame) by the bright-to-plaque margin.
+    lo = max(1, ctx.r0 - ctx.samples(0.1))
+    ring = np.median(peak[:, ::4, lo : ctx.r0 + 1], axis=1)
+    margin = np.float32(ctx.levels.bright - ctx.levels.plaque)
+    cand[:, :, lo : ctx.r0 + 1] &= peak[:, :, lo : ctx.r0 + 1] >= ring[:, None, :] + margin
+    cand[:, :, :lo] = False
     has = cand.any(axis=2)
     edge = np.argmax(cand, axis=2)
     return has, np.where(has, edge, 0)
@@ -392,6 +413,13 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     l1 = pass1_lumen(sd, shadow, ctx, blood_q, weight)
     wire = circular_dilate(classify_wire(shadow, edge, l1, ctx, track) | dark_rays(s3, ctx), 2)
     calc_rays = shadow & ~wire
+    # Permeable shadows with reverberations just behind the edge: a ray whose shadow holds
+    # over a longer window continues a calcium arc found by the strict test (hysteresis).
+    deep, edge_d = find_shadows(s3, ctx, s_edge, deep=True)
+    anchors = drop_narrow(calc_rays, max(1, round(p.calcium_min_arc_deg * ANGLE_BINS / 360.0)))
+    grown = grow_runs_rows(anchors, deep & ~wire)
+    edge = np.where(grown & ~calc_rays, edge_d, edge)
+    calc_rays = calc_rays | grown
     shadowed = shadowed_rays(s3, l1, ctx) & ~wire
     calc_rays, edge = join_fragments(calc_rays, edge, shadowed, ctx)
     calc_rays, edge = join_dim_edges(calc_rays, edge, s_edge, ctx)

@@ -202,3 +202,26 @@ def fill_circular_gaps_rows(masks: BoolArray, max_gap: int,
         gap &= (cb[r, nxt] - cb[r, prev + 1]) == 0
     out[rows] |= gap
     return out
+
+
+def grow_runs_rows(anchor: BoolArray, allowed: BoolArray) -> BoolArray:
+    """Grow ``anchor`` into the circular runs of ``anchor | allowed`` that contain it, per row.
+
+    Hysteresis along the angle (as in Canny's edge linking): bins that pass only a weaker
+    test count where they continue a run that passed the strong one. ``(n, A)`` masks.
+    """
+    m = anchor | allowed
+    out = anchor.copy()
+    rows = np.flatnonzero(anchor.any(axis=1) & ~m.all(axis=1))
+    full = anchor.any(axis=1) & m.all(axis=1)
+    out[full] = True
+    if rows.size == 0:
+        return out
+    prev, nxt = circular_neighbours(~m[rows])  # run bounds (exclusive) of every bin
+    n_a = m.shape[1]
+    ca = np.zeros((rows.size, 3 * n_a + 1), dtype=np.intp)
+    np.cumsum(np.tile(anchor[rows], (1, 3)), axis=1, out=ca[:, 1:])
+    r = np.arange(rows.size)[:, None]
+    has = (ca[r, nxt] - ca[r, prev + 1]) > 0
+    out[rows] |= m[rows] & has
+    return out

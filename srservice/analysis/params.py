@@ -104,6 +104,10 @@ class AnalysisParameters:
     calcium_dark_fraction : float
         Fraction of the shadow window that must be darker than the shadow level (speckle and
         reverberations inside the shadow are allowed).
+    calcium_deep_shadow_len_mm, calcium_deep_dark_fraction, calcium_deep_near_fraction : float
+        Permeable shadows with reverberation streaks: a ray that continues a strict calcium arc
+        counts when this fraction of a window this long behind the edge is dark, and the near
+        fraction of the strict window too (hysteresis, docs/scoring.md).
     guide_ring_depth_mm, guide_ring_fraction, guide_ring_tolerance_mm : float
         Inside the guide catheter a bright ring concentric with the transducer lies within this
         depth on at least this fraction of the angles, at one radius within this tolerance.
@@ -192,6 +196,9 @@ class AnalysisParameters:
     bright_cap_fraction: float = 0.85
     bright_min_margin: float = 30.0
     calcium_dark_fraction: float = 0.7
+    calcium_deep_shadow_len_mm: float = 1.5
+    calcium_deep_dark_fraction: float = 0.5
+    calcium_deep_near_fraction: float = 0.2
     guide_ring_depth_mm: float = 0.6
     guide_ring_fraction: float = 0.8
     guide_ring_tolerance_mm: float = 0.05

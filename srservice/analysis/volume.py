@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
+from scipy.spatial import ConvexHull, QhullError
 
 from srservice.analysis.borders import interpolate_hidden, robust_fourier_fit
 from srservice.analysis.geometry import circular_neighbours
@@ -93,6 +94,10 @@ def protrusion_mm(lumen_samples: F64, edge_samples: F64, calcium: B, ignore: B,
     f = np.maximum(f, across)
     cal = calcium[rows]
     surface = np.where(cal, edge_samples[rows], lum)
+    # A calcified nodule is convex into the lumen: the border is indented from its own convex
+    # hull there. The hull is independent of where the catheter lies in the lumen (a smooth
+    # radius function about an eccentric catheter cannot follow a lumen it touches).
+    f = np.minimum(f, hull_radius(lum))
     # A nodule is a mass: the protrusion must hold over ``NODULE_MIN_WIDTH`` bins (a
     # sustained bulge), not at a single ray of a ragged border.
     d = ndimage.minimum_filter1d(f - surface, NODULE_MIN_WIDTH, axis=1, mode="wrap")
@@ -100,6 +105,40 @@ def protrusion_mm(lumen_samples: F64, edge_samples: F64, calcium: B, ignore: B,
     where[rows] = masked.argmax(axis=1)
     out[rows] = masked.max(axis=1) * step_mm
     return out, where
+
+
+def hull_radius(radius: F64) -> F64:
+    """Radius (same units) of the convex hull of each closed border along every angle bin.
+
+    ``radius`` is ``(n, A)``: border radii about a centre inside the border, one per angle
+    bin. The hull (scipy.spatial.ConvexHull, Qhull) contains the centre, so every ray from
+    it crosses the hull once; the crossing is intersected with the hull edge spanning the
+    ray's angle.
+    """
+    n, n_a = radius.shape
+    theta = (np.arange(n_a) + 0.5) * (2.0 * np.pi / n_a)
+    ux, uy = np.cos(theta), np.sin(theta)
+    out = radius.copy()
+    for i in range(n):
+        x, y = radius[i] * ux, radius[i] * uy
+        try:
+            hull = ConvexHull(np.column_stack([x, y]))
+        except QhullError:
+            continue
+        v = np.sort(hull.vertices)  # counter-clockwise in angle, as the bins
+        x1, y1 = x[v], y[v]
+        x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
+        # Hull edge k spans bins v[k] .. v[k + 1] (circularly).
+        span = np.diff(np.append(v, v[0] + n_a))
+        k = np.repeat(np.arange(v.size), span)
+        bins = (v[0] + np.arange(n_a)) % n_a
+        cross = x1[k] * y2[k] - y1[k] * x2[k]
+        den = ux[bins] * (y2[k] - y1[k]) - uy[bins] * (x2[k] - x1[k])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = cross / den
+        ok = np.isfinite(r) & (r > 0)
+        out[i, bins[ok]] = np.maximum(r[ok], radius[i, bins[ok]])
+    return out
 
 
 def consistent_runs(flags: B, angle_bin: npt.NDArray[np.intp], min_frames: int,

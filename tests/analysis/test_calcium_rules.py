@@ -1,0 +1,137 @@
+"""Calcium and nodule rules on hand-made polar rays and contours (docs/scoring.md).
+
+Each test builds the smallest input that shows one rule: a permeable shadow with
+reverberations behind a saturated edge, hysteresis along the angle, a leading edge hidden
+in the catheter ring-down, and the convex-hull reference of the nodule protrusion.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from srservice.analysis import detect, geometry, volume
+from srservice.analysis.context import Context, Levels
+from srservice.analysis.params import AnalysisParameters
+from srservice.analysis.types import ANGLE_BINS
+
+N_R = 200
+R0 = 20
+EDGE = 60
+
+
+def _ctx() -> Context:
+    return Context(r0=R0, step_mm=0.025, valid_end=np.full(ANGLE_BINS, N_R, dtype=np.intp),
+                   levels=Levels(blood=100.0, plaque=120.0, bright=210.0, dark=54.0),
+                   params=AnalysisParameters())
+
+
+def _frame() -> np.ndarray:
+    """One polar frame: blood, then plaque everywhere (no calcium)."""
+    f = np.full((1, ANGLE_BINS, N_R), 120.0, dtype=np.float32)
+    f[:, :, R0:EDGE] = 100.0
+    f[:, :, :R0] = 0.0
+    return f
+
+
+def _calcium(f: np.ndarray, rays: slice, reverberating: bool) -> None:
+    f[0, rays, EDGE : EDGE + 3] = 255.0
+    f[0, rays, EDGE + 3 :] = 10.0
+    if reverberating:  # two reverberation streaks right behind the edge
+        f[0, rays, EDGE + 6 : EDGE + 11] = 115.0
+        f[0, rays, EDGE + 15 : EDGE + 21] = 115.0
+
+
+def test_reverberating_shadow_fails_the_strict_test_and_passes_the_deep_one() -> None:
+    f = _frame()
+    _calcium(f, slice(0, 100), reverberating=False)
+    _calcium(f, slice(100, 160), reverberating=True)
+    strict, _ = detect.find_shadows(f, _ctx())
+    deep, edge_d = detect.find_shadows(f, _ctx(), deep=True)
+    assert strict[0, :100].all() and not strict[0, 100:].any()
+    assert deep[0, :160].all() and not deep[0, 160:].any()
+    assert set(np.unique(edge_d[0, :160])) <= {EDGE, EDGE + 1, EDGE + 2}
+
+
+def test_bright_plaque_before_a_dark_far_field_is_not_a_deep_shadow() -> None:
+    # A saturated fibrous cap over 0.75 mm of bright tissue, then a dark far field: nothing
+    # dark right behind the edge, so neither test calls it calcium.
+    f = _frame()
+    f[0, :, EDGE : EDGE + 3] = 255.0
+    f[0, :, EDGE + 3 : EDGE + 33] = 150.0
+    f[0, :, EDGE + 33 :] = 8.0
+    strict, _ = detect.find_shadows(f, _ctx())
+    deep, _ = detect.find_shadows(f, _ctx(), deep=True)
+    assert not strict.any() and not deep.any()
+
+
+def test_shadow_without_a_bright_edge_is_not_calcium_in_either_test() -> None:
+    f = _frame()
+    f[0, :90, EDGE:] = 10.0  # attenuation: a shadow without a leading edge
+    assert not detect.find_shadows(f, _ctx())[0].any()
+    assert not detect.find_shadows(f, _ctx(), deep=True)[0].any()
+
+
+def test_leading_edge_inside_the_ring_down_of_a_catheter_touching_the_wall() -> None:
+    f = _frame()
+    f[0, :, R0 - 4 : R0 + 1] = 150.0  # the ring-down
+    f[0, 200:240, R0 - 2 : R0 + 1] = 255.0  # calcium at the catheter surface
+    f[0, 200:240, R0 + 1 :] = 8.0
+    f[0, 300:320, R0 + 1 :] = 8.0  # a shadow from the catheter with no edge (guidewire-like)
+    found, edge = detect.find_shadows(f, _ctx())
+    assert found[0, 200:240].all()
+    assert not found[0, 300:320].any()
+    assert (edge[0, 200:240] >= R0 - 2).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, ANGLE_BINS - 1), st.integers(6, 60), st.integers(1, 80),
+       st.integers(1, 40), st.integers(2, 40))
+def test_hysteresis_grows_only_runs_that_hold_an_anchor(start: int, width: int, grow: int,
+                                                        lone: int, sep: int) -> None:
+    def bins(first: int, count: int) -> np.ndarray:
+        return (first + np.arange(count)) % ANGLE_BINS
+
+    anchor = np.zeros((1, ANGLE_BINS), dtype=bool)
+    allowed = np.zeros_like(anchor)
+    anchor[0, bins(start, width)] = True
+    allowed[0, bins(start + width, grow)] = True  # continues the anchor
+    # A weak run of its own, ``sep`` bins after the grown run, not touching the anchor.
+    lone_first = start + width + grow + sep
+    lone_bins = bins(lone_first, lone)
+    if width + grow + sep + lone + 1 <= ANGLE_BINS:
+        allowed[0, lone_bins] = True
+    out = geometry.grow_runs_rows(anchor, allowed)
+    assert out[0, bins(start, width + grow)].all()
+    if width + grow + sep + lone + 1 <= ANGLE_BINS:
+        assert not out[0, lone_bins].any()
+    assert out.sum() == width + grow
+
+
+def test_hysteresis_without_anchor_grows_nothing() -> None:
+    allowed = np.ones((2, ANGLE_BINS), dtype=bool)
+    allowed[1, ::7] = False
+    assert not geometry.grow_runs_rows(np.zeros_like(allowed), allowed).any()
+
+
+def test_hull_radius_bridges_a_dent_and_keeps_a_circle() -> None:
+    r = np.full((2, ANGLE_BINS), 50.0)
+    r[1, 100:130] = 40.0  # a 10-sample bulge into the lumen over 30 degrees
+    h = volume.hull_radius(r)
+    np.testing.assert_allclose(h[0], 50.0, rtol=1e-9)
+    half_dent = np.radians(15.0)  # ANGLE_BINS bins span 360 degrees
+    assert h[1, 115] >= 50.0 * np.cos(half_dent) - 0.5
+    assert (h[1] >= r[1] - 1e-9).all()
+    assert h[1, 50] == pytest.approx(50.0)
+
+
+def test_hull_radius_of_an_off_centre_circle_is_the_circle() -> None:
+    # A lumen seen from a catheter close to its border: the radius function is far from a
+    # low-order sinusoid but the border is convex, so nothing protrudes.
+    theta = (np.arange(ANGLE_BINS) + 0.5) * 2 * np.pi / ANGLE_BINS
+    d, radius = 40.0, 48.0
+    rho = d * np.cos(theta) + np.sqrt(radius**2 - (d * np.sin(theta)) ** 2)
+    h = volume.hull_radius(rho[None, :])
+    assert np.max(h[0] - rho) < 0.05
