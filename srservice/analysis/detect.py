@@ -144,8 +144,8 @@ def window_counts(mask: B, start: int, length: int) -> npt.NDArray[np.integer]:
         width *= 2
 
 
-def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None, deep: bool = False
-                 ) -> tuple[B, npt.NDArray[np.intp]]:
+def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None, deep: bool = False,
+                 gain: F64 | None = None) -> tuple[B, npt.NDArray[np.intp]]:
     """Rays with a bright reflector followed by an acoustic shadow; first such reflector.
 
     Calcium on its clinical definition (Mintz et al. JACC 2001;37:1478): a hyperechoic leading
@@ -161,6 +161,9 @@ def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None, deep: bool = 
     short one (reverberation streaks right behind the edge); that weaker test only extends
     arcs found by the strict one (:func:`detect_chunk`). A leading edge hidden in the
     ring-down of a catheter touching the wall counts when it outshines the ring-down.
+    ``gain`` (per frame, the gain correction applied to the frames) caps the bright level at
+    ``bright_cap_fraction`` of the frame's own saturation level (a saturated edge in a frame
+    whose gain was lowered is still saturated).
     Returns ``(shadow, edge)`` with ``edge`` the radial index of the leading edge (0 where
     there is no shadow).
     """
@@ -185,13 +188,18 @@ def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None, deep: bool = 
         shadowed |= ((d_count >= d_need[None]) & (cnt >= 2 * length)[None]
                      & (dark_count >= near[None]) & enough[None])
     peak = s3 if s_edge is None else s_edge
-    cand = (peak >= ctx.levels.bright) & shadowed
+    bright = np.full((s3.shape[0], 1, 1), ctx.levels.bright, dtype=np.float32)
+    if gain is not None:
+        sat = (p.bright_cap_fraction * 255.0 * gain).astype(np.float32)[:, None, None]
+        bright = np.minimum(bright, np.maximum(sat, np.float32(ctx.levels.plaque
+                                                               + p.bright_min_margin)))
+    cand = (peak >= bright) & shadowed
     # A wall touching the catheter puts the leading edge inside the ring-down: just inside
     # the catheter radius a sample counts where it outshines the ring-down at that radius
     # (its median over the angles of the frame) by the bright-to-plaque margin.
     lo = max(1, ctx.r0 - ctx.samples(0.1))
     ring = np.median(peak[:, ::4, lo : ctx.r0 + 1], axis=1)
-    margin = np.float32(ctx.levels.bright - ctx.levels.plaque)
+    margin = bright - np.float32(ctx.levels.plaque)
     cand[:, :, lo : ctx.r0 + 1] &= peak[:, :, lo : ctx.r0 + 1] >= ring[:, None, :] + margin
     cand[:, :, :lo] = False
     has = cand.any(axis=2)
@@ -392,12 +400,13 @@ def wire_candidates(polar: F32, ctx: Context) -> tuple[B, F64]:
 
 
 def detect_chunk(polar: F32, averaged: F32, ctx: Context,
-                 track: F64 | None = None, decorrelation: F32 | None = None) -> ChunkResult:
+                 track: F64 | None = None, decorrelation: F32 | None = None,
+                 gain: F64 | None = None) -> ChunkResult:
     """Run the polar detections on a batch of frames (see module docstring).
 
     ``polar`` are the frames themselves (calcium is strong and changes quickly along the
     pullback); ``averaged`` the same frames averaged with their neighbours (less speckle for
-    the lumen and EEM borders).
+    the lumen and EEM borders); ``gain`` the per-frame gain correction already applied.
     """
     p = ctx.params
     n, _, n_r = polar.shape
@@ -405,7 +414,7 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     s3 = s_edge  # the shadow test averages along the ray itself
     sd = smooth(decimate_angles(averaged, DP_ANGLE_STEP), 3, 5)
     ve_d = _dec_min(ctx.valid_end)
-    shadow, edge = find_shadows(s3, ctx, s_edge)
+    shadow, edge = find_shadows(s3, ctx, s_edge, gain=gain)
     lv = ctx.levels
     blood_q, weight = blood_likeness(decorrelation, sd, ctx.r0, ctx.step_mm, lv.blood,
                                      lv.plaque)
@@ -415,9 +424,12 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     calc_rays = shadow & ~wire
     # Permeable shadows with reverberations just behind the edge: a ray whose shadow holds
     # over a longer window continues a calcium arc found by the strict test (hysteresis).
-    deep, edge_d = find_shadows(s3, ctx, s_edge, deep=True)
+    deep, edge_d = find_shadows(s3, ctx, s_edge, deep=True, gain=gain)
     anchors = drop_narrow(calc_rays, max(1, round(p.calcium_min_arc_deg * ANGLE_BINS / 360.0)))
-    grown = grow_runs_rows(anchors, deep & ~wire)
+    # Single rays of a ragged shadow may fail (a reverberation streak): gaps of a few
+    # degrees between passing rays do not stop the growth.
+    gap = round(p.calcium_deep_gap_deg * ANGLE_BINS / 360.0)
+    grown = grow_runs_rows(anchors, fill_circular_gaps_rows(deep & ~wire, gap) & ~wire)
     edge = np.where(grown & ~calc_rays, edge_d, edge)
     calc_rays = calc_rays | grown
     shadowed = shadowed_rays(s3, l1, ctx) & ~wire

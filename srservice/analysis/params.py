@@ -108,6 +108,9 @@ class AnalysisParameters:
         Permeable shadows with reverberation streaks: a ray that continues a strict calcium arc
         counts when this fraction of a window this long behind the edge is dark, and the near
         fraction of the strict window too (hysteresis, docs/scoring.md).
+    calcium_deep_gap_deg : float
+        Rays failing that weaker test inside such a run, over at most this many degrees, do not
+        stop the growth (a reverberation streak on a single ray).
     guide_ring_depth_mm, guide_ring_fraction, guide_ring_tolerance_mm : float
         Inside the guide catheter a bright ring concentric with the transducer lies within this
         depth on at least this fraction of the angles, at one radius within this tolerance.
@@ -199,6 +202,7 @@ class AnalysisParameters:
     calcium_deep_shadow_len_mm: float = 1.5
     calcium_deep_dark_fraction: float = 0.5
     calcium_deep_near_fraction: float = 0.2
+    calcium_deep_gap_deg: float = 4.0
     guide_ring_depth_mm: float = 0.6
     guide_ring_fraction: float = 0.8
     guide_ring_tolerance_mm: float = 0.05

@@ -137,7 +137,7 @@ def analyze_pullback(pullback: Pullback, params: AnalysisParameters | None = Non
         avg = _temporal_mean(pol, ~bad, half_t)[own]
         dec = (speckle.decorrelation(decimate_angles(pol, detect.DP_ANGLE_STEP), ~bad, own)
                if use_dec else None)
-        res = detect.detect_chunk(pol[own], avg, ctx, track[c0:c1], dec)
+        res = detect.detect_chunk(pol[own], avg, ctx, track[c0:c1], dec, gains[c0:c1])
         guide[c0:c1] = res.guide
         ring[c0:c1] = res.ring
         extent[c0:c1] = res.extent

@@ -135,3 +135,20 @@ def test_hull_radius_of_an_off_centre_circle_is_the_circle() -> None:
     rho = d * np.cos(theta) + np.sqrt(radius**2 - (d * np.sin(theta)) ** 2)
     h = volume.hull_radius(rho[None, :])
     assert np.max(h[0] - rho) < 0.05
+
+
+def test_saturated_edge_of_a_frame_whose_gain_was_lowered_is_bright() -> None:
+    # The pullback's bright level (240 here) sits above 255 x 0.9: a saturated edge in a frame
+    # whose gain correction is 0.9 still counts, capped at bright_cap_fraction of 229.5.
+    ctx = Context(r0=R0, step_mm=0.025, valid_end=np.full(ANGLE_BINS, N_R, dtype=np.intp),
+                  levels=Levels(blood=100.0, plaque=120.0, bright=240.0, dark=54.0),
+                  params=AnalysisParameters())
+    f = _frame()
+    _calcium(f, slice(0, 90), reverberating=False)
+    f[0, :90, EDGE : EDGE + 3] = 255.0 * 0.9
+    assert not detect.find_shadows(f, ctx)[0].any()
+    found, _ = detect.find_shadows(f, ctx, gain=np.array([0.9]))
+    assert found[0, :90].all() and not found[0, 90:].any()
+    # At full gain the cap is 0.85 x 255: an edge below it is not bright.
+    f[0, :90, EDGE : EDGE + 3] = 210.0
+    assert not detect.find_shadows(f, ctx, gain=np.array([1.0]))[0].any()
