@@ -144,6 +144,23 @@ def window_counts(mask: B, start: int, length: int) -> npt.NDArray[np.integer]:
         width *= 2
 
 
+def bright_levels(ctx: Context, n: int, gain: F64 | None) -> F32:
+    """Bright (leading-edge) level of each of ``n`` frames, shaped ``(n, 1, 1)``.
+
+    The pullback's level, capped at ``bright_cap_fraction`` of the frame's own saturation
+    level ``255 * gain`` when the gain correction of each frame is given (a saturated edge in
+    a frame whose gain was lowered is still saturated), never below the plaque level plus
+    ``bright_min_margin``.
+    """
+    p = ctx.params
+    bright = np.full((n, 1, 1), ctx.levels.bright, dtype=np.float32)
+    if gain is None:
+        return bright
+    sat = (p.bright_cap_fraction * 255.0 * gain).astype(np.float32)[:, None, None]
+    floor = np.float32(ctx.levels.plaque + p.bright_min_margin)
+    return np.asarray(np.minimum(bright, np.maximum(sat, floor)), dtype=np.float32)
+
+
 def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None, deep: bool = False,
                  gain: F64 | None = None) -> tuple[B, npt.NDArray[np.intp]]:
     """Rays with a bright reflector followed by an acoustic shadow; first such reflector.
@@ -188,11 +205,7 @@ def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None, deep: bool = 
         shadowed |= ((d_count >= d_need[None]) & (cnt >= 2 * length)[None]
                      & (dark_count >= near[None]) & enough[None])
     peak = s3 if s_edge is None else s_edge
-    bright = np.full((s3.shape[0], 1, 1), ctx.levels.bright, dtype=np.float32)
-    if gain is not None:
-        sat = (p.bright_cap_fraction * 255.0 * gain).astype(np.float32)[:, None, None]
-        bright = np.minimum(bright, np.maximum(sat, np.float32(ctx.levels.plaque
-                                                               + p.bright_min_margin)))
+    bright = bright_levels(ctx, s3.shape[0], gain)
     cand = (peak >= bright) & shadowed
     # A wall touching the catheter puts the leading edge inside the ring-down: just inside
     # the catheter radius a sample counts where it outshines the ring-down at that radius
@@ -250,8 +263,8 @@ def join_fragments(calcium: B, edge: npt.NDArray[np.intp], shadowed: B, ctx: Con
     return joined, np.where(new, np.rint(filled).astype(np.intp), edge)
 
 
-def join_dim_edges(calcium: B, edge: npt.NDArray[np.intp], s_edge: F32, ctx: Context
-                   ) -> tuple[B, npt.NDArray[np.intp]]:
+def join_dim_edges(calcium: B, edge: npt.NDArray[np.intp], s_edge: F32, ctx: Context,
+                   gain: F64 | None = None) -> tuple[B, npt.NDArray[np.intp]]:
     """Shadowed stretches between calcium whose leading edge is dimmer than the bright level.
 
     Within one calcified ring the leading edge can fall below the bright level over tens of
@@ -260,7 +273,8 @@ def join_dim_edges(calcium: B, edge: npt.NDArray[np.intp], s_edge: F32, ctx: Con
     wide is calcium when every ray of it
     has, within 0.3 mm of the calcium surface interpolated across the gap, an edge at least
     as bright as the plaque level followed by a shadow (:func:`shadowed_rays` from that
-    edge); its leading edge is that brightest sample.
+    edge); its leading edge is that brightest sample. Gaps of at most
+    ``calcium_edge_gap_deg`` whose edge there reaches the bright level need no shadow test.
     """
     p = ctx.params
     max_gap = round(p.calcium_dim_gap_deg * ANGLE_BINS / 360.0)
@@ -276,11 +290,17 @@ def join_dim_edges(calcium: B, edge: npt.NDArray[np.intp], s_edge: F32, ctx: Con
     lo = np.maximum(surf - reach, ctx.r0 + 1)[:, :, None]
     near = np.where((rr >= lo) & (rr <= (surf + reach)[:, :, None]), s, np.float32(0.0))
     dim_edge = np.argmax(near, axis=2)
-    lit = np.take_along_axis(near, dim_edge[:, :, None], axis=2)[:, :, 0] >= ctx.levels.plaque
-    allowed = lit & shadowed_rays(s, dim_edge.astype(np.float64), ctx)
+    level = np.take_along_axis(near, dim_edge[:, :, None], axis=2)[:, :, 0]
+    allowed = (level >= ctx.levels.plaque) & shadowed_rays(s, dim_edge.astype(np.float64), ctx)
     # Anchors are calcium pieces of at least the minimum arc, not speckle candidates.
     anchors = drop_narrow(cal, max(1, round(p.calcium_min_arc_deg * ANGLE_BINS / 360.0)))
     joined = fill_circular_gaps_rows(anchors, max_gap, allowed) | cal
+    # A leading edge that stays saturated across a narrow gap is the same calcium, whatever
+    # a reverberation blob does to the shadow test of those few rays.
+    narrow = round(p.calcium_edge_gap_deg * ANGLE_BINS / 360.0)
+    if narrow > 0:
+        bright = bright_levels(ctx, calcium.shape[0], gain)[rows, :, 0]
+        joined |= fill_circular_gaps_rows(anchors, narrow, level >= bright)
     new = joined & ~cal
     out_c = calcium.copy()
     out_e = edge.copy()
@@ -434,7 +454,7 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     calc_rays = calc_rays | grown
     shadowed = shadowed_rays(s3, l1, ctx) & ~wire
     calc_rays, edge = join_fragments(calc_rays, edge, shadowed, ctx)
-    calc_rays, edge = join_dim_edges(calc_rays, edge, s_edge, ctx)
+    calc_rays, edge = join_dim_edges(calc_rays, edge, s_edge, ctx, gain)
     # The wire's reflection spreads over ~+-15 degrees: no lumen evidence there.
     halo = circular_dilate(wire, p.wire_halo_deg)
     # Lumen: calcium rays count up to their leading edge; wire rays are ignored.

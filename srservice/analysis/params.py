@@ -111,6 +111,9 @@ class AnalysisParameters:
     calcium_deep_gap_deg : float
         Rays failing that weaker test inside such a run, over at most this many degrees, do not
         stop the growth (a reverberation streak on a single ray).
+    calcium_edge_gap_deg : float
+        Gaps up to this wide between calcium pieces whose leading edge stays at the bright level
+        are calcium without a shadow test (a reverberation blob behind a continuous edge).
     guide_ring_depth_mm, guide_ring_fraction, guide_ring_tolerance_mm : float
         Inside the guide catheter a bright ring concentric with the transducer lies within this
         depth on at least this fraction of the angles, at one radius within this tolerance.
@@ -203,6 +206,7 @@ class AnalysisParameters:
     calcium_deep_dark_fraction: float = 0.5
     calcium_deep_near_fraction: float = 0.2
     calcium_deep_gap_deg: float = 4.0
+    calcium_edge_gap_deg: float = 8.0
     guide_ring_depth_mm: float = 0.6
     guide_ring_fraction: float = 0.8
     guide_ring_tolerance_mm: float = 0.05

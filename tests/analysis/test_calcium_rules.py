@@ -152,3 +152,20 @@ def test_saturated_edge_of_a_frame_whose_gain_was_lowered_is_bright() -> None:
     # At full gain the cap is 0.85 x 255: an edge below it is not bright.
     f[0, :90, EDGE : EDGE + 3] = 210.0
     assert not detect.find_shadows(f, ctx, gain=np.array([1.0]))[0].any()
+
+
+def test_narrow_gap_with_a_saturated_edge_joins_two_calcium_pieces() -> None:
+    # A reverberation blob right behind a continuous saturated edge spoils the shadow test of
+    # a few rays; the edge stays at the bright level, so the gap is calcium.
+    f = _frame()
+    _calcium(f, slice(0, 200), reverberating=False)
+    f[0, 100:106, EDGE + 3 : EDGE + 40] = 200.0  # the blob: no shadow on 6 rays
+    found, edge = detect.find_shadows(f, _ctx())
+    assert not found[0, 100:106].any()
+    joined, _ = detect.join_dim_edges(found, edge, f, _ctx())
+    assert joined[0, :200].all() and not joined[0, 200:].any()
+    # The same blob over 20 rays is wider than calcium_edge_gap_deg: not joined.
+    f[0, 100:120, EDGE + 3 : EDGE + 40] = 200.0
+    found, edge = detect.find_shadows(f, _ctx())
+    joined, _ = detect.join_dim_edges(found, edge, f, _ctx())
+    assert not joined[0, 106:114].all()
