@@ -449,7 +449,13 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     # Single rays of a ragged shadow may fail (a reverberation streak): gaps of a few
     # degrees between passing rays do not stop the growth.
     gap = round(p.calcium_deep_gap_deg * ANGLE_BINS / 360.0)
-    grown = grow_runs_rows(anchors, fill_circular_gaps_rows(deep & ~wire, gap) & ~wire)
+    weak = fill_circular_gaps_rows(deep & ~wire, gap) & ~wire
+    # The pullback as a volume: a weak ray where a neighbouring frame has strict calcium at
+    # the same angle is an anchor too.
+    near_frames = np.zeros_like(anchors)
+    near_frames[1:] |= anchors[:-1]
+    near_frames[:-1] |= anchors[1:]
+    grown = grow_runs_rows(anchors | (near_frames & weak), weak)
     edge = np.where(grown & ~calc_rays, edge_d, edge)
     calc_rays = calc_rays | grown
     shadowed = shadowed_rays(s3, l1, ctx) & ~wire

@@ -169,3 +169,17 @@ def test_narrow_gap_with_a_saturated_edge_joins_two_calcium_pieces() -> None:
     found, edge = detect.find_shadows(f, _ctx())
     joined, _ = detect.join_dim_edges(found, edge, f, _ctx())
     assert not joined[0, 106:114].all()
+
+
+def test_neighbouring_frames_anchor_a_reverberating_shadow() -> None:
+    # The pullback as a volume: a frame whose whole arc only passes the weaker (deep) test is
+    # calcium where the frames on either side have strict calcium at the same angles.
+    # Frames: 0 strict, 1 reverberating, 2 no calcium, 3 reverberating with no strict
+    # neighbour.
+    f = np.concatenate([_frame() for _ in range(4)])
+    _calcium(f[0:1], slice(0, 100), reverberating=False)
+    _calcium(f[1:2], slice(0, 100), reverberating=True)
+    _calcium(f[3:4], slice(0, 100), reverberating=True)
+    res = detect.detect_chunk(f, f, _ctx())
+    assert res.calcium[1, 10:90].all()
+    assert not res.calcium[3].any()
