@@ -97,10 +97,14 @@ def protrusion_mm(lumen_samples: F64, edge_samples: F64, calcium: B, ignore: B,
     # A calcified nodule is convex into the lumen: the border is indented from its own convex
     # hull there. The hull is independent of where the catheter lies in the lumen (a smooth
     # radius function about an eccentric catheter cannot follow a lumen it touches).
-    f = np.minimum(f, hull_radius(lum))
+    # The hull chord cuts inside a round lumen across a wide nodule, so the hull depth is
+    # taken where it is largest, not held over the nodule's width like the smooth contour's.
+    hull = hull_radius(lum)
     # A nodule is a mass: the protrusion must hold over ``NODULE_MIN_WIDTH`` bins (a
     # sustained bulge), not at a single ray of a ragged border.
     d = ndimage.minimum_filter1d(f - surface, NODULE_MIN_WIDTH, axis=1, mode="wrap")
+    d = np.minimum(d, ndimage.maximum_filter1d(np.where(cal, hull - surface, -np.inf),
+                                               NODULE_MIN_WIDTH, axis=1, mode="wrap"))
     masked = np.where(cal, d, -np.inf)
     where[rows] = masked.argmax(axis=1)
     out[rows] = masked.max(axis=1) * step_mm

@@ -183,3 +183,24 @@ def test_neighbouring_frames_anchor_a_reverberating_shadow() -> None:
     res = detect.detect_chunk(f, f, _ctx())
     assert res.calcium[1, 10:90].all()
     assert not res.calcium[3].any()
+
+
+def test_a_wide_nodule_on_a_round_lumen_keeps_its_protrusion() -> None:
+    # A 0.4 mm calcified nodule of three lobes (about 50 degrees wide) on a 1.15 mm lumen: the
+    # hull chord across it lies inside the circle, so the hull depth counts where it is
+    # largest instead of being held over the nodule's width (that gave 0.14 mm: missed).
+    deg = np.arange(ANGLE_BINS) + 0.5
+    lobes = np.zeros(ANGLE_BINS)
+    for offset, height in ((-13.0, 0.75), (0.0, 1.0), (12.0, 0.85)):
+        d = np.mod(deg - (90.0 + offset) + 180.0, 360.0) - 180.0
+        lobes = np.maximum(lobes, height * np.exp(-0.5 * (d / 9.0) ** 2))
+    lum = (46.0 - 16.0 * lobes / lobes.max())[None, :]
+    cal = np.zeros_like(lum, dtype=bool)
+    cal[0, 20:180] = True
+    none = np.zeros_like(cal)
+    prot, where = volume.protrusion_mm(lum, lum.copy(), cal, none, 0.025)
+    assert prot[0] >= 0.2
+    assert abs(int(where[0]) - 90) <= 10
+    # The same lumen without the nodule: no protrusion.
+    flat = np.full_like(lum, 46.0)
+    assert volume.protrusion_mm(flat, flat.copy(), cal, none, 0.025)[0][0] < 0.05
