@@ -182,8 +182,29 @@ def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None, deep: bool = 
     ``bright_cap_fraction`` of the frame's own saturation level (a saturated edge in a frame
     whose gain was lowered is still saturated).
     Returns ``(shadow, edge)`` with ``edge`` the radial index of the leading edge (0 where
-    there is no shadow).
+    there is no shadow); :func:`find_shadow_pair` gives both tests from one pass.
     """
+    strict, weak = _shadow_candidates(s3, ctx, s_edge, gain, deep)
+    return _first_reflector(strict | weak if deep else strict)
+
+
+def find_shadow_pair(s3: F32, ctx: Context, s_edge: F32 | None = None,
+                     gain: F64 | None = None
+                     ) -> tuple[tuple[B, npt.NDArray[np.intp]], tuple[B, npt.NDArray[np.intp]]]:
+    """Both shadow tests of :func:`find_shadows` from one pass: ``(strict, deep)``."""
+    strict, weak = _shadow_candidates(s3, ctx, s_edge, gain, True)
+    return _first_reflector(strict), _first_reflector(strict | weak)
+
+
+def _first_reflector(cand: B) -> tuple[B, npt.NDArray[np.intp]]:
+    has = np.asarray(cand.any(axis=2), dtype=np.bool_)
+    edge = np.argmax(cand, axis=2)
+    return has, np.where(has, edge, 0).astype(np.intp)
+
+
+def _shadow_candidates(s3: F32, ctx: Context, s_edge: F32 | None, gain: F64 | None,
+                       deep: bool) -> tuple[B, B]:
+    """Return the samples passing the strict test and those passing only the weaker one."""
     n_r = s3.shape[2]
     p = ctx.params
     gap = ctx.samples(p.calcium_shadow_gap_mm)
@@ -196,28 +217,27 @@ def find_shadows(s3: F32, ctx: Context, s_edge: F32 | None = None, deep: bool = 
     enough = count >= max(3, length // 2)
     need = (p.calcium_dark_fraction * np.maximum(count, 1)).astype(np.float32)
     shadowed = (dark_count >= need[None]) & enough[None]
+    weak = np.zeros_like(shadowed)
     d_len = ctx.samples(p.calcium_deep_shadow_len_mm)
     if deep and d_len > length:
         d_count = window_counts(dark, gap, d_len)
         cnt = np.clip(ctx.valid_end[:, None] - (rr[None, :] + gap), 0, d_len)
         d_need = (p.calcium_deep_dark_fraction * np.maximum(cnt, 1)).astype(np.float32)
         near = (p.calcium_deep_near_fraction * np.maximum(count, 1)).astype(np.float32)
-        shadowed |= ((d_count >= d_need[None]) & (cnt >= 2 * length)[None]
-                     & (dark_count >= near[None]) & enough[None])
+        weak = ((d_count >= d_need[None]) & (cnt >= 2 * length)[None]
+                & (dark_count >= near[None]) & enough[None])
     peak = s3 if s_edge is None else s_edge
     bright = bright_levels(ctx, s3.shape[0], gain)
-    cand = (peak >= bright) & shadowed
+    edge_ok = peak >= bright
     # A wall touching the catheter puts the leading edge inside the ring-down: just inside
     # the catheter radius a sample counts where it outshines the ring-down at that radius
     # (its median over the angles of the frame) by the bright-to-plaque margin.
     lo = max(1, ctx.r0 - ctx.samples(0.1))
     ring = np.median(peak[:, ::4, lo : ctx.r0 + 1], axis=1)
     margin = bright - np.float32(ctx.levels.plaque)
-    cand[:, :, lo : ctx.r0 + 1] &= peak[:, :, lo : ctx.r0 + 1] >= ring[:, None, :] + margin
-    cand[:, :, :lo] = False
-    has = cand.any(axis=2)
-    edge = np.argmax(cand, axis=2)
-    return has, np.where(has, edge, 0)
+    edge_ok[:, :, lo : ctx.r0 + 1] &= peak[:, :, lo : ctx.r0 + 1] >= ring[:, None, :] + margin
+    edge_ok[:, :, :lo] = False
+    return edge_ok & shadowed, edge_ok & weak
 
 
 def shadowed_rays(s3: F32, lumen: F64, ctx: Context) -> B:
@@ -434,7 +454,7 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     s3 = s_edge  # the shadow test averages along the ray itself
     sd = smooth(decimate_angles(averaged, DP_ANGLE_STEP), 3, 5)
     ve_d = _dec_min(ctx.valid_end)
-    shadow, edge = find_shadows(s3, ctx, s_edge, gain=gain)
+    (shadow, edge), (deep, edge_d) = find_shadow_pair(s3, ctx, s_edge, gain)
     lv = ctx.levels
     blood_q, weight = blood_likeness(decorrelation, sd, ctx.r0, ctx.step_mm, lv.blood,
                                      lv.plaque)
@@ -444,7 +464,6 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     calc_rays = shadow & ~wire
     # Permeable shadows with reverberations just behind the edge: a ray whose shadow holds
     # over a longer window continues a calcium arc found by the strict test (hysteresis).
-    deep, edge_d = find_shadows(s3, ctx, s_edge, deep=True, gain=gain)
     anchors = drop_narrow(calc_rays, max(1, round(p.calcium_min_arc_deg * ANGLE_BINS / 360.0)))
     # Single rays of a ragged shadow may fail (a reverberation streak): gaps of a few
     # degrees between passing rays do not stop the growth.

@@ -31,9 +31,6 @@ class Synth:
     wire_shadow_deg: float = 12.0
     attenuated: tuple[float, float] | None = None
     lumen_offset: tuple[float, float] = (0.0, 0.0)  # lumen centre relative to the catheter (mm)
-    # Part of the calcium arc whose shadow keeps reverberation bands just behind the edge
-    # (real exports: partly permeable shadows with reverberation streaks).
-    reverberating: tuple[float, float] | None = None
     seed: int = 0
 
 
@@ -74,10 +71,6 @@ def make_frames(s: Synth) -> npt.NDArray[np.uint8]:
         wire = (d < 3.0) & (np.abs(rho - 0.75) < 0.04)
         shadow |= (d < s.wire_shadow_deg / 2) & (rho > 0.79)
     base = np.where(shadow, 6.0, base)
-    if s.calcium is not None and s.reverberating is not None:
-        behind = r - (s.lumen_r + s.calcium_depth + 0.07)
-        bands = ((behind >= 0.08) & (behind < 0.2)) | ((behind >= 0.3) & (behind < 0.42))
-        base = np.where(_in_arc(theta, s.reverberating) & shadow & bands, 115.0, base)
     ring = np.abs(rho - 0.45) < 0.06
     out = np.empty((s.frames, s.size, s.size), dtype=np.uint8)
     for k in range(s.frames):
