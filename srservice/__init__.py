@@ -5,7 +5,7 @@ functions over numpy arrays; everything else is a thin layer that moves DICOM ob
 and out of them.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 #: Algorithm name and version written into every report and used to derive output UIDs.
 ALGORITHM_NAME = "srservice IVUS calcium"

@@ -329,6 +329,82 @@ def join_dim_edges(calcium: B, edge: npt.NDArray[np.intp], s_edge: F32, ctx: Con
     return out_c, out_e
 
 
+def extend_arc_ends(calcium: B, edge: npt.NDArray[np.intp], s_edge: F32, wire: B,
+                    ctx: Context) -> tuple[B, npt.NDArray[np.intp]]:
+    """Continue calcium arcs at their ends where the shadow weakens but persists.
+
+    A deposit thins towards the ends of its arc and casts a weaker, more permeable shadow
+    there than in its middle, while its leading edge stays a continuous surface. From each
+    end a calcium arc grows, one ray at a time and over at most
+    ``calcium_end_extension_deg``, into rays that have, within 0.15 mm of the calcium
+    surface interpolated across the gap, an edge at least as bright as the plaque level,
+    and whose mean signal 0.2-1.2 mm behind that edge is below
+    ``calcium_end_shadow_ratio`` times the mean of the frame's rays without calcium,
+    guidewire or shadow at the same radii (a relative shadow, as real shadows keep 11-31 %
+    of the neighbouring signal). Only arcs at least ``calcium_min_arc_deg`` wide grow (not
+    speckle candidates), and only into runs of such rays at least ``calcium_end_min_deg``
+    wide (one or two rays beyond a sharp end are the blur of that end). The leading edge of
+    an added ray is the interpolated calcium surface (a smooth continuation: no bulge for the
+    nodule rule). The guidewire is never calcium.
+    """
+    p = ctx.params
+    steps = round(p.calcium_end_extension_deg * ANGLE_BINS / 360.0)
+    rows = np.flatnonzero(calcium.any(axis=1) & ~calcium.all(axis=1))
+    if steps <= 0 or rows.size == 0:
+        return calcium, edge
+    cal = calcium[rows]
+    s = s_edge[rows]
+    n_r = s.shape[2]
+    surf = interpolate_hidden(edge[rows].astype(np.float64), ~cal)
+    # Reference: the mean of the rays without calcium or guidewire at each radius.
+    ref_rays = ~(cal | wire[rows])
+    ref_rays &= ref_rays.sum(axis=1, keepdims=True) >= max(1, cal.shape[1] // 8)
+    w = ref_rays.astype(np.float32)
+    ref = np.matmul(w[:, None, :], s)[:, 0, :] / np.maximum(w.sum(axis=1), 1.0)[:, None]
+    # Only the rays within reach of an arc end are candidates.
+    fi, ai = np.nonzero(circular_dilate(cal, steps) & ~cal & ~wire[rows]
+                        & ref_rays.any(axis=1, keepdims=True))
+    allowed = np.zeros_like(cal)
+    if fi.size:
+        ray = s[fi, ai]  # (K, R)
+        rr = np.arange(n_r)[None, :]
+        reach = ctx.samples(0.15)
+        sf = surf[fi, ai][:, None]
+        lo = np.maximum(sf - reach, ctx.r0 + 1)
+        near = np.where((rr >= lo) & (rr <= sf + reach), ray, np.float32(0.0))
+        cand = np.argmax(near, axis=1)
+        level = near[np.arange(fi.size), cand]
+        start = np.minimum(cand + ctx.samples(0.2), n_r - 1)
+        stop = np.minimum(np.minimum(cand + ctx.samples(1.2), ctx.valid_end[ai]), n_r - 1)
+        stop = np.maximum(stop, start + 1)
+        cs = np.zeros((fi.size, n_r + 1), dtype=np.float32)
+        np.cumsum(ray, axis=1, out=cs[:, 1:])
+        k = np.arange(fi.size)
+        behind = (cs[k, stop] - cs[k, start]) / (stop - start)
+        cr = np.zeros((ref.shape[0], n_r + 1), dtype=np.float32)
+        np.cumsum(ref, axis=1, out=cr[:, 1:])
+        ref_mean = (cr[fi, stop] - cr[fi, start]) / (stop - start)
+        allowed[fi, ai] = ((level >= ctx.levels.plaque)
+                           & (behind < p.calcium_end_shadow_ratio * ref_mean))
+    # A thinning deposit continues over several degrees: one or two rays beyond a sharp end
+    # are the blur of that end, not a thin end.
+    allowed = drop_narrow(allowed, max(1, round(p.calcium_end_min_deg * ANGLE_BINS / 360.0)))
+    # Arcs grow from calcium pieces of at least the minimum arc, not from speckle candidates.
+    grown = drop_narrow(cal, max(1, round(p.calcium_min_arc_deg * ANGLE_BINS / 360.0)))
+    for _ in range(steps):
+        nxt = grown | (circular_dilate(grown, 1) & allowed)
+        if np.array_equal(nxt, grown):
+            break
+        grown = nxt
+    grown |= cal
+    new = grown & ~cal
+    out_c = calcium.copy()
+    out_e = edge.copy()
+    out_c[rows] = grown
+    out_e[rows] = np.where(new, np.rint(surf).astype(np.intp), edge[rows])
+    return out_c, out_e
+
+
 def lumen_cost(s: F32, ctx: Context, ignore: B, stop: npt.NDArray[np.intp],
                valid_end: npt.NDArray[np.intp], blood_q: F32 | None = None,
                weight: float = 0.0) -> F32:
@@ -469,17 +545,19 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     # degrees between passing rays do not stop the growth.
     gap = round(p.calcium_deep_gap_deg * ANGLE_BINS / 360.0)
     weak = fill_circular_gaps_rows(deep & ~wire, gap) & ~wire
-    # The pullback as a volume: a weak ray where a neighbouring frame has strict calcium at
-    # the same angle is an anchor too.
+    # The pullback as a volume: a weak ray where a frame within ``calcium_anchor_frames`` has
+    # strict calcium at the same angle is an anchor too.
     near_frames = np.zeros_like(anchors)
-    near_frames[1:] |= anchors[:-1]
-    near_frames[:-1] |= anchors[1:]
+    for k in range(1, p.calcium_anchor_frames + 1):
+        near_frames[k:] |= anchors[:-k]
+        near_frames[:-k] |= anchors[k:]
     grown = grow_runs_rows(anchors | (near_frames & weak), weak)
     edge = np.where(grown & ~calc_rays, edge_d, edge)
     calc_rays = calc_rays | grown
     shadowed = shadowed_rays(s3, l1, ctx) & ~wire
     calc_rays, edge = join_fragments(calc_rays, edge, shadowed, ctx)
     calc_rays, edge = join_dim_edges(calc_rays, edge, s_edge, ctx, gain)
+    calc_rays, edge = extend_arc_ends(calc_rays, edge, s_edge, wire, ctx)
     # The wire's reflection spreads over ~+-15 degrees: no lumen evidence there.
     halo = circular_dilate(wire, p.wire_halo_deg)
     # Lumen: calcium rays count up to their leading edge; wire rays are ignored.

@@ -175,18 +175,23 @@ class FrameBuilder:
             smask[gw] = geometry.fill_circular_gaps_rows(smask[gw], max_gap, allowed) & cm
             bridged[gw] = (cm & ~cmask[gw]).any(axis=1)
             cmask[gw] = cm
-        depth_rows = [self._depth(calc[i], edge[i], lum[i], edge_px[i], cents[i], cmask[i])
-                      for i in range(n)]
         cmask = volume.majority_along_pullback(cmask, assess, half)
         smask = volume.majority_along_pullback(smask, assess, half) & cmask
         min_bins = int(np.ceil(p.calcium_min_arc_deg * ANGLE_BINS / 360.0))
         # Not next to the guidewire: its reflection and shadow edges mimic a bulge.
         halo = circular_dilate(wire, p.wire_halo_deg)
-        prot, prot_bin = volume.protrusion_mm(lum, edge, calc & ~halo, halo, step_mm)
+        catheter = self.ctx.r0 + self.ctx.samples(p.nodule_catheter_clearance_mm)
+        prot, prot_bin = volume.protrusion_mm(lum, edge, calc & ~halo, halo, step_mm,
+                                              catheter_samples=catheter)
         cmask = volume.drop_narrow(cmask, min_bins)
-        # Re-expressing rays about the lumen centroid leaves single-bin holes in an arc.
-        cmask = geometry.fill_circular_gaps_rows(cmask, 2)
-        smask = geometry.fill_circular_gaps_rows(smask, 2) & cmask
+        # Re-expressing rays about the lumen centroid leaves single-bin holes in an arc, and a
+        # gap no wider than the angular smoothing of the rays (3 bins) is below the angular
+        # resolution of the measurement.
+        cmask = geometry.fill_circular_gaps_rows(cmask, 3)
+        smask = geometry.fill_circular_gaps_rows(smask, 3) & cmask
+        # Depth on every bin of the final mask (the vote along the pullback adds bins).
+        depth_rows = [self._depth(calc[i], edge[i], lum[i], edge_px[i], cents[i], cmask[i])
+                      for i in range(n)]
         nod_raw = assess & cmask.any(axis=1) & (prot >= p.nodule_protrusion_mm)
         min_nod = p.nodule_min_frames
         if self.fs is not None and self.fs > 0:

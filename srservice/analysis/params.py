@@ -76,6 +76,9 @@ class AnalysisParameters:
         Frames each side of the along-pullback majority vote on calcium masks.
     nodule_protrusion_mm : float
         Protrusion beyond the smooth lumen contour that makes calcium a nodule (Lee 2011).
+    nodule_catheter_clearance_mm : float
+        Calcium whose leading edge lies within this distance of the catheter gives no
+        nodule evidence (a catheter pressed against the wall flattens the lumen around it).
     nodule_min_frames : int
         Consecutive frames a nodule must appear on.
     lesion_min_arc_deg : float
@@ -108,12 +111,22 @@ class AnalysisParameters:
         Permeable shadows with reverberation streaks: a ray that continues a strict calcium arc
         counts when this fraction of a window this long behind the edge is dark, and the near
         fraction of the strict window too (hysteresis, docs/scoring.md).
+    calcium_anchor_frames : int
+        Strict calcium at the same angle within this many frames before or after also anchors
+        the weaker test (the pullback as a volume: a deposit spans many frames).
     calcium_deep_gap_deg : float
         Rays failing that weaker test inside such a run, over at most this many degrees, do not
         stop the growth (a reverberation streak on a single ray).
     calcium_edge_gap_deg : float
         Gaps up to this wide between calcium pieces whose leading edge stays at the bright level
         are calcium without a shadow test (a reverberation blob behind a continuous edge).
+    calcium_end_extension_deg, calcium_end_shadow_ratio : float
+        A calcium arc continues at each end over at most this many degrees of rays whose
+        leading edge (continuing the calcium surface) is at least as bright as the plaque and
+        whose signal 0.2-1.2 mm behind it is below this fraction of the unshadowed rays of the
+        frame at the same radii (the thin ends of a deposit cast weaker shadows).
+    calcium_end_min_deg : float
+        Such continuations come in runs at least this wide (narrower: the blur of a sharp end).
     guide_ring_depth_mm, guide_ring_fraction, guide_ring_tolerance_mm : float
         Inside the guide catheter a bright ring concentric with the transducer lies within this
         depth on at least this fraction of the angles, at one radius within this tolerance.
@@ -207,6 +220,10 @@ class AnalysisParameters:
     calcium_deep_near_fraction: float = 0.2
     calcium_deep_gap_deg: float = 4.0
     calcium_edge_gap_deg: float = 8.0
+    calcium_end_extension_deg: float = 20.0
+    calcium_anchor_frames: int = 2
+    calcium_end_shadow_ratio: float = 0.7
+    calcium_end_min_deg: float = 4.0
     guide_ring_depth_mm: float = 0.6
     guide_ring_fraction: float = 0.8
     guide_ring_tolerance_mm: float = 0.05
@@ -227,6 +244,7 @@ class AnalysisParameters:
     depth_change_tolerance: float = 0.1
     min_assessable_frames: int = 10
     nodule_min_length_mm: float = 0.4
+    nodule_catheter_clearance_mm: float = 0.1
 
     def as_dict(self) -> dict[str, float | int | str]:
         """Return the parameters (and the algorithm version) for reports."""

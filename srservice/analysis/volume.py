@@ -64,7 +64,8 @@ NODULE_MIN_WIDTH = 11
 
 
 def protrusion_mm(lumen_samples: F64, edge_samples: F64, calcium: B, ignore: B,
-                  step_mm: float) -> tuple[F64, npt.NDArray[np.intp]]:
+                  step_mm: float, catheter_samples: float = 0.0
+                  ) -> tuple[F64, npt.NDArray[np.intp]]:
     """Largest protrusion (mm) of the calcium surface into the lumen, per frame.
 
     The smooth lumen contour is a 3rd-order Fourier fit of the border radius (about the
@@ -73,8 +74,11 @@ def protrusion_mm(lumen_samples: F64, edge_samples: F64, calcium: B, ignore: B,
     maximised over calcium bins (Lee, Mintz, Maehara 2011; docs/scoring.md: >= 0.2 mm makes a
     calcified nodule). Calcium lying behind the lumen border gives a negative protrusion.
     Returns the protrusion per frame (-inf without calcium) and the angle bin where it is
-    largest.
+    largest. Calcium whose leading edge lies at most ``catheter_samples`` from the centre
+    (on the catheter) gives no evidence: a catheter pressed against the wall flattens the
+    lumen around it, which mimics a bulge of the calcium it touches.
     """
+    calcium = calcium & (edge_samples > catheter_samples)
     n = lumen_samples.shape[0]
     out = np.full(n, -np.inf)
     where = np.zeros(n, dtype=np.intp)

@@ -204,3 +204,89 @@ def test_a_wide_nodule_on_a_round_lumen_keeps_its_protrusion() -> None:
     # The same lumen without the nodule: no protrusion.
     flat = np.full_like(lum, 46.0)
     assert volume.protrusion_mm(flat, flat.copy(), cal, none, 0.025)[0][0] < 0.05
+
+
+def test_nodule_touching_the_catheter_gives_no_evidence() -> None:
+    # The same three-lobed bulge as above: clear of the catheter it is a nodule; with its
+    # leading edge on the catheter (a catheter pressed against the wall) it is not evidence.
+    deg = np.arange(ANGLE_BINS) + 0.5
+    d = np.mod(deg - 90.0 + 180.0, 360.0) - 180.0
+    lum = (46.0 - 16.0 * np.exp(-0.5 * (d / 12.0) ** 2))[None, :]
+    cal = np.zeros_like(lum, dtype=bool)
+    cal[0, 40:140] = True
+    none = np.zeros_like(cal)
+    clear, _ = volume.protrusion_mm(lum, lum.copy(), cal, none, 0.025, catheter_samples=20.0)
+    assert clear[0] >= 0.2
+    touching, _ = volume.protrusion_mm(lum, lum.copy(), cal, none, 0.025,
+                                       catheter_samples=34.0)
+    assert touching[0] < 0.2
+
+
+def _thin_ends(f: np.ndarray, rays: slice, behind: float) -> None:
+    """A dimmer leading edge whose shadow keeps ``behind`` (grey level) of signal."""
+    f[0, rays, EDGE : EDGE + 3] = 200.0
+    f[0, rays, EDGE + 3 :] = behind
+
+
+def test_arc_continues_at_its_ends_into_a_weaker_relative_shadow() -> None:
+    # Calcium over 100-199 with a black shadow; over 70-99 and 200-229 the deposit thins: a
+    # dimmer edge and a shadow that keeps half the signal (60 of 120: not dark enough for the
+    # shadow tests). The arc continues over at most calcium_end_extension_deg at each end.
+    ctx = _ctx()
+    f = _frame()
+    _calcium(f, slice(100, 200), reverberating=False)
+    _thin_ends(f, slice(70, 100), 60.0)
+    _thin_ends(f, slice(200, 230), 60.0)
+    found, edge = detect.find_shadows(f, ctx)
+    assert found[0, 100:200].all() and not found[0, :100].any() and not found[0, 200:].any()
+    none = np.zeros_like(found)
+    grown, g_edge = detect.extend_arc_ends(found, edge, f, none, ctx)
+    reach = round(ctx.params.calcium_end_extension_deg)
+    assert grown[0, 100 - reach : 200 + reach].all()
+    assert not grown[0, : 100 - reach].any() and not grown[0, 200 + reach :].any()
+    assert set(np.unique(g_edge[0, 100 - reach : 100])) <= {EDGE - 1, EDGE, EDGE + 1}
+    # The guidewire is never calcium.
+    wire = np.zeros_like(found)
+    wire[0, 90:100] = True
+    grown, _ = detect.extend_arc_ends(found, edge, f, wire, ctx)
+    assert not grown[0, :100].any() and grown[0, 200:210].all()
+
+
+def test_arc_does_not_continue_into_bright_plaque_without_a_shadow() -> None:
+    # A bright (even saturated) edge with unattenuated tissue behind it is not calcium.
+    ctx = _ctx()
+    f = _frame()
+    _calcium(f, slice(100, 200), reverberating=False)
+    _thin_ends(f, slice(200, 230), 120.0)
+    f[0, 80:100, EDGE : EDGE + 3] = 255.0
+    found, edge = detect.find_shadows(f, ctx)
+    grown, _ = detect.extend_arc_ends(found, edge, f, np.zeros_like(found), ctx)
+    assert np.array_equal(grown, found)
+
+
+def test_strict_calcium_two_frames_away_anchors_a_reverberating_shadow() -> None:
+    # Frames: 0 strict, 1 no calcium (drop-out), 2 reverberating: anchored from two frames
+    # away (calcium_anchor_frames); 5 reverberating: three or more frames from strict calcium.
+    f = np.concatenate([_frame() for _ in range(6)])
+    _calcium(f[0:1], slice(0, 100), reverberating=False)
+    _calcium(f[2:3], slice(0, 100), reverberating=True)
+    _calcium(f[5:6], slice(0, 100), reverberating=True)
+    res = detect.detect_chunk(f, f, _ctx())
+    assert AnalysisParameters().calcium_anchor_frames == 2
+    assert res.calcium[2, 10:90].all()
+    assert not res.calcium[5].any()
+
+
+def test_blur_beyond_a_sharp_end_is_not_a_thin_end() -> None:
+    # Two rays of partial shadow beyond a sharp end (the blur of the edge) do not continue
+    # the arc; the same weak shadow over calcium_end_min_deg or more does.
+    ctx = _ctx()
+    f = _frame()
+    _calcium(f, slice(100, 200), reverberating=False)
+    _thin_ends(f, slice(200, 202), 60.0)
+    found, edge = detect.find_shadows(f, ctx)
+    grown, _ = detect.extend_arc_ends(found, edge, f, np.zeros_like(found), ctx)
+    assert np.array_equal(grown, found)
+    _thin_ends(f, slice(200, 206), 60.0)
+    grown, _ = detect.extend_arc_ends(found, edge, f, np.zeros_like(found), ctx)
+    assert grown[0, 100:206].all() and not grown[0, 206:].any()
