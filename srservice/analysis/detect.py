@@ -607,6 +607,9 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     cost[~window] = np.float32(5.0)
     cost[hid_d] = np.where(window[hid_d], 0.0, 5.0).astype(np.float32)
     eem = dp_border(cost, p.eem_smoothness_mm, ctx, decimated=True, coarsen=2)
+    # After log compression the steepest point of a blurred dark-to-bright step lies about
+    # one blur width (sigma) on its dark side: the border is moved out by that much.
+    eem = eem + p.eem_edge_offset_mm / ctx.step_mm
     # Hidden EEM: interpolate the wall thickness over the smooth lumen contour, so the
     # eccentricity of the catheter in the lumen is kept.
     lum_smooth = robust_fourier_fit(lum, ~halo, order=3)

@@ -138,6 +138,12 @@ class AnalysisParameters:
     eem_weak_gradient : float
         A media-to-adventitia rise weaker than this fraction of the plaque level leaves the EEM
         hidden there (interpolated).
+    eem_edge_offset_mm : float
+        The EEM lies this far outside the steepest point of the media-to-adventitia rise: the
+        echo amplitude is log-compressed, which moves the steepest point of a blurred
+        dark-to-bright step to its dark side by about 0.9-1.3 blur widths (sigma) for a 20-30 dB
+        step; the radial blur of the border search (axial resolution of a 40-60 MHz
+        transducer, 0.125 mm box smoothing, 0.1 mm central difference) is about 0.05 mm.
     eem_behind_calcium_mm : float
         Behind a calcium leading edge the EEM lies at least this far outward: it is never drawn
         on or inside the calcium.
@@ -231,6 +237,7 @@ class AnalysisParameters:
     lumen_outlier_mm: float = 0.2
     eem_weak_gradient: float = 0.3
     eem_behind_calcium_mm: float = 0.35
+    eem_edge_offset_mm: float = 0.06
     eem_spike_mm: float = 0.3
     lumen_hug_calcium_mm: float = 0.3
     calcium_beyond_eem_mm: float = 0.2

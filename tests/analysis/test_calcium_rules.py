@@ -290,3 +290,30 @@ def test_blur_beyond_a_sharp_end_is_not_a_thin_end() -> None:
     _thin_ends(f, slice(200, 206), 60.0)
     grown, _ = detect.extend_arc_ends(found, edge, f, np.zeros_like(found), ctx)
     assert grown[0, 100:206].all() and not grown[0, 206:].any()
+
+
+def test_eem_on_a_log_compressed_blurred_step() -> None:
+    # Echo amplitudes: blood, plaque, a dark media band, then adventitia from sample 110 (a
+    # 32 dB step), blurred (sigma 0.05 mm) and log-compressed as a console does. The
+    # steepest point of the compressed rise lies on its dark side; eem_edge_offset_mm puts
+    # the EEM back on the step (within 0.025 mm); without it the border lies inside.
+    from dataclasses import replace
+
+    from scipy import ndimage
+
+    step = 110
+    amp = np.full(N_R, 10.0)
+    amp[:EDGE] = 4.0
+    amp[100:step] = 1.0
+    amp[step:] = 40.0
+    grey = 100.0 + 50.0 * np.log10(ndimage.gaussian_filter1d(amp, 2.0) / 4.0)
+    rng = np.random.default_rng(0)
+    f = np.tile(grey.astype(np.float32), (3, ANGLE_BINS, 1))
+    f *= rng.uniform(0.97, 1.03, f.shape).astype(np.float32)
+    f[:, :, :R0] = 0.0
+    ctx = _ctx()
+    res = detect.detect_chunk(f, f, ctx)
+    assert abs(float(np.median(res.eem[1])) - step) <= 1.0
+    no_offset = replace(ctx, params=replace(ctx.params, eem_edge_offset_mm=0.0))
+    res = detect.detect_chunk(f, f, no_offset)
+    assert float(np.median(res.eem[1])) <= step - 2.0
