@@ -202,6 +202,30 @@ def _first_reflector(cand: B) -> tuple[B, npt.NDArray[np.intp]]:
     return has, np.where(has, edge, 0).astype(np.intp)
 
 
+def _bins(deg: float) -> int:
+    """Angle bins in ``deg`` degrees (rounded)."""
+    return round(deg * ANGLE_BINS / 360.0)
+
+
+def _wide(mask: B, deg: float) -> B:
+    """Circular runs of ``mask`` at least ``deg`` wide (at least one bin)."""
+    return drop_narrow(mask, max(1, _bins(deg)))
+
+
+def _edge_near(s: F32, surf: F64, ctx: Context, reach_mm: float
+               ) -> tuple[npt.NDArray[np.intp], F32]:
+    """Return the brightest sample within ``reach_mm`` of the radii ``surf``: index, level.
+
+    One per ray, outside the catheter; ``s`` is ``(..., R)`` and ``surf`` ``(...)``.
+    """
+    rr = np.arange(s.shape[-1])
+    reach = ctx.samples(reach_mm)
+    lo = np.maximum(surf - reach, ctx.r0 + 1)[..., None]
+    near = np.where((rr >= lo) & (rr <= (surf + reach)[..., None]), s, np.float32(0.0))
+    idx = np.argmax(near, axis=-1)
+    return idx, np.take_along_axis(near, idx[..., None], axis=-1)[..., 0]
+
+
 def _shadow_candidates(s3: F32, ctx: Context, s_edge: F32 | None, gain: F64 | None,
                        deep: bool) -> tuple[B, B]:
     """Return the samples passing the strict test and those passing only the weaker one."""
@@ -269,12 +293,11 @@ def join_fragments(calcium: B, edge: npt.NDArray[np.intp], shadowed: B, ctx: Con
     fragments at least ``calcium_fragment_min_deg`` wide, lying entirely in shadow, become
     calcium with the leading edge interpolated from the fragments on either side.
     """
-    max_gap = round(ctx.params.calcium_fragment_gap_deg * ANGLE_BINS / 360.0)
+    max_gap = _bins(ctx.params.calcium_fragment_gap_deg)
     if max_gap <= 0 or not calcium.any():
         return calcium, edge
     # Single-ray candidates are speckle (e.g. inside attenuated plaque), not fragments.
-    min_piece = round(ctx.params.calcium_fragment_min_deg * ANGLE_BINS / 360.0)
-    pieces = drop_narrow(calcium, max(1, min_piece))
+    pieces = _wide(calcium, ctx.params.calcium_fragment_min_deg)
     joined = fill_circular_gaps_rows(pieces, max_gap, shadowed) | calcium
     new = joined & ~calcium
     if not new.any():
@@ -297,27 +320,21 @@ def join_dim_edges(calcium: B, edge: npt.NDArray[np.intp], s_edge: F32, ctx: Con
     ``calcium_edge_gap_deg`` whose edge there reaches the bright level need no shadow test.
     """
     p = ctx.params
-    max_gap = round(p.calcium_dim_gap_deg * ANGLE_BINS / 360.0)
+    max_gap = _bins(p.calcium_dim_gap_deg)
     rows = np.flatnonzero(calcium.any(axis=1) & ~calcium.all(axis=1))
     if max_gap <= 0 or rows.size == 0:
         return calcium, edge
     cal = calcium[rows]
     surf = interpolate_hidden(edge[rows].astype(np.float64), ~cal)
     s = s_edge[rows]
-    n_r = s.shape[2]
-    rr = np.arange(n_r)[None, None, :]
-    reach = ctx.samples(0.3)
-    lo = np.maximum(surf - reach, ctx.r0 + 1)[:, :, None]
-    near = np.where((rr >= lo) & (rr <= (surf + reach)[:, :, None]), s, np.float32(0.0))
-    dim_edge = np.argmax(near, axis=2)
-    level = np.take_along_axis(near, dim_edge[:, :, None], axis=2)[:, :, 0]
+    dim_edge, level = _edge_near(s, surf, ctx, 0.3)
     allowed = (level >= ctx.levels.plaque) & shadowed_rays(s, dim_edge.astype(np.float64), ctx)
     # Anchors are calcium pieces of at least the minimum arc, not speckle candidates.
-    anchors = drop_narrow(cal, max(1, round(p.calcium_min_arc_deg * ANGLE_BINS / 360.0)))
+    anchors = _wide(cal, p.calcium_min_arc_deg)
     joined = fill_circular_gaps_rows(anchors, max_gap, allowed) | cal
     # A leading edge that stays saturated across a narrow gap is the same calcium, whatever
     # a reverberation blob does to the shadow test of those few rays.
-    narrow = round(p.calcium_edge_gap_deg * ANGLE_BINS / 360.0)
+    narrow = _bins(p.calcium_edge_gap_deg)
     if narrow > 0:
         bright = bright_levels(ctx, calcium.shape[0], gain)[rows, :, 0]
         joined |= fill_circular_gaps_rows(anchors, narrow, level >= bright)
@@ -339,8 +356,8 @@ def extend_arc_ends(calcium: B, edge: npt.NDArray[np.intp], s_edge: F32, wire: B
     ``calcium_end_extension_deg``, into rays that have, within 0.15 mm of the calcium
     surface interpolated across the gap, an edge at least as bright as the plaque level,
     and whose mean signal 0.2-1.2 mm behind that edge is below
-    ``calcium_end_shadow_ratio`` times the mean of the frame's rays without calcium,
-    guidewire or shadow at the same radii (a relative shadow, as real shadows keep 11-31 %
+    ``calcium_end_shadow_ratio`` times the mean of the frame's rays without calcium or
+    guidewire at the same radii (a relative shadow, as real shadows keep 11-31 %
     of the neighbouring signal). Only arcs at least ``calcium_min_arc_deg`` wide grow (not
     speckle candidates), and only into runs of such rays at least ``calcium_end_min_deg``
     wide (one or two rays beyond a sharp end are the blur of that end). The leading edge of
@@ -348,7 +365,7 @@ def extend_arc_ends(calcium: B, edge: npt.NDArray[np.intp], s_edge: F32, wire: B
     nodule rule). The guidewire is never calcium.
     """
     p = ctx.params
-    steps = round(p.calcium_end_extension_deg * ANGLE_BINS / 360.0)
+    steps = _bins(p.calcium_end_extension_deg)
     rows = np.flatnonzero(calcium.any(axis=1) & ~calcium.all(axis=1))
     if steps <= 0 or rows.size == 0:
         return calcium, edge
@@ -367,13 +384,7 @@ def extend_arc_ends(calcium: B, edge: npt.NDArray[np.intp], s_edge: F32, wire: B
     allowed = np.zeros_like(cal)
     if fi.size:
         ray = s[fi, ai]  # (K, R)
-        rr = np.arange(n_r)[None, :]
-        reach = ctx.samples(0.15)
-        sf = surf[fi, ai][:, None]
-        lo = np.maximum(sf - reach, ctx.r0 + 1)
-        near = np.where((rr >= lo) & (rr <= sf + reach), ray, np.float32(0.0))
-        cand = np.argmax(near, axis=1)
-        level = near[np.arange(fi.size), cand]
+        cand, level = _edge_near(ray, surf[fi, ai], ctx, 0.15)
         start = np.minimum(cand + ctx.samples(0.2), n_r - 1)
         stop = np.minimum(np.minimum(cand + ctx.samples(1.2), ctx.valid_end[ai]), n_r - 1)
         stop = np.maximum(stop, start + 1)
@@ -388,9 +399,9 @@ def extend_arc_ends(calcium: B, edge: npt.NDArray[np.intp], s_edge: F32, wire: B
                            & (behind < p.calcium_end_shadow_ratio * ref_mean))
     # A thinning deposit continues over several degrees: one or two rays beyond a sharp end
     # are the blur of that end, not a thin end.
-    allowed = drop_narrow(allowed, max(1, round(p.calcium_end_min_deg * ANGLE_BINS / 360.0)))
+    allowed = _wide(allowed, p.calcium_end_min_deg)
     # Arcs grow from calcium pieces of at least the minimum arc, not from speckle candidates.
-    grown = drop_narrow(cal, max(1, round(p.calcium_min_arc_deg * ANGLE_BINS / 360.0)))
+    grown = _wide(cal, p.calcium_min_arc_deg)
     for _ in range(steps):
         nxt = grown | (circular_dilate(grown, 1) & allowed)
         if np.array_equal(nxt, grown):
@@ -540,10 +551,10 @@ def detect_chunk(polar: F32, averaged: F32, ctx: Context,
     calc_rays = shadow & ~wire
     # Permeable shadows with reverberations just behind the edge: a ray whose shadow holds
     # over a longer window continues a calcium arc found by the strict test (hysteresis).
-    anchors = drop_narrow(calc_rays, max(1, round(p.calcium_min_arc_deg * ANGLE_BINS / 360.0)))
+    anchors = _wide(calc_rays, p.calcium_min_arc_deg)
     # Single rays of a ragged shadow may fail (a reverberation streak): gaps of a few
     # degrees between passing rays do not stop the growth.
-    gap = round(p.calcium_deep_gap_deg * ANGLE_BINS / 360.0)
+    gap = _bins(p.calcium_deep_gap_deg)
     weak = fill_circular_gaps_rows(deep & ~wire, gap) & ~wire
     # The pullback as a volume: a weak ray where a frame within ``calcium_anchor_frames`` has
     # strict calcium at the same angle is an anchor too.
