@@ -373,14 +373,19 @@ def extend_arc_ends(calcium: B, edge: npt.NDArray[np.intp], s_edge: F32, wire: B
     s = s_edge[rows]
     n_r = s.shape[2]
     surf = interpolate_hidden(edge[rows].astype(np.float64), ~cal)
-    # Reference: the mean of the rays without calcium or guidewire at each radius.
+    # Reference: the mean of the rays without calcium or guidewire at each radius; a frame
+    # with too few of them (a nearly circumferential ring) takes the mean reference of the
+    # frames of the batch that have enough.
     ref_rays = ~(cal | wire[rows])
-    ref_rays &= ref_rays.sum(axis=1, keepdims=True) >= max(1, cal.shape[1] // 8)
-    w = ref_rays.astype(np.float32)
+    enough = ref_rays.sum(axis=1) >= max(1, cal.shape[1] // 8)
+    w = (ref_rays & enough[:, None]).astype(np.float32)
     ref = np.matmul(w[:, None, :], s)[:, 0, :] / np.maximum(w.sum(axis=1), 1.0)[:, None]
+    usable = enough.copy()
+    if enough.any() and not enough.all():
+        ref[~enough] = ref[enough].mean(axis=0)
+        usable[:] = True
     # Only the rays within reach of an arc end are candidates.
-    fi, ai = np.nonzero(circular_dilate(cal, steps) & ~cal & ~wire[rows]
-                        & ref_rays.any(axis=1, keepdims=True))
+    fi, ai = np.nonzero(circular_dilate(cal, steps) & ~cal & ~wire[rows] & usable[:, None])
     allowed = np.zeros_like(cal)
     if fi.size:
         ray = s[fi, ai]  # (K, R)

@@ -317,3 +317,24 @@ def test_eem_on_a_log_compressed_blurred_step() -> None:
     no_offset = replace(ctx, params=replace(ctx.params, eem_edge_offset_mm=0.0))
     res = detect.detect_chunk(f, f, no_offset)
     assert float(np.median(res.eem[1])) <= step - 2.0
+
+
+def test_nearly_circumferential_ring_takes_the_reference_of_other_frames() -> None:
+    # Frame 1 is a 319-deg ring (28-346) with thin ends at 18-27 and 347-356: too few rays
+    # without calcium for its own reference. Alone it cannot continue; in a batch with a
+    # frame that has enough reference rays, it does.
+    ctx = _ctx()
+    ring = _frame()
+    _calcium(ring, slice(28, 347), reverberating=False)
+    _thin_ends(ring, slice(18, 28), 60.0)
+    _thin_ends(ring, slice(347, 357), 60.0)
+    found, edge = detect.find_shadows(ring, ctx)
+    none = np.zeros_like(found)
+    alone, _ = detect.extend_arc_ends(found, edge, ring, none, ctx)
+    assert np.array_equal(alone, found)
+    other = _frame()
+    _calcium(other, slice(100, 200), reverberating=False)
+    both = np.concatenate([other, ring])
+    found, edge = detect.find_shadows(both, ctx)
+    grown, _ = detect.extend_arc_ends(found, edge, both, np.zeros_like(found), ctx)
+    assert grown[1, 18:357].all() and not grown[1, :18].any() and not grown[1, 357:].any()
