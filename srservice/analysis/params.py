@@ -251,7 +251,7 @@ class AnalysisParameters:
     depth_change_tolerance: float = 0.1
     min_assessable_frames: int = 10
     nodule_min_length_mm: float = 0.4
-    nodule_catheter_clearance_mm: float = 0.1
+    nodule_catheter_clearance_mm: float = 0.05
 
     def as_dict(self) -> dict[str, float | int | str]:
         """Return the parameters (and the algorithm version) for reports."""

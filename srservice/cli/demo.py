@@ -32,13 +32,13 @@ def demo_spec(*, seed: int = 11, rate_mm_s: float = 5.0) -> CaseSpec:
     """Return a 256 x 256 pullback of about 60 frames with one lesion of all four components.
 
     9 mm of calcium, 7 mm of it > 270 degrees, 1 mm circumferential, a calcified nodule and a
-    3.2 mm vessel (Zhang et al. 2021: expected score 4).
+    3.0 mm vessel (Zhang et al. 2021: expected score 4).
     """
     from srservice.phantom import CaseSpec, LesionSpec
 
     lesion = LesionSpec(center_mm=0.7 + 4.5, length_mm=9.0, max_arc_deg=360, over_270_mm=7.0,
-                        circumferential_mm=1.0, nodule=True, protrusion_mm=0.35,
-                        vessel_diameter_mm=3.2)
+                        circumferential_mm=1.0, nodule=True, protrusion_mm=0.45,
+                        vessel_diameter_mm=3.0)
     spacing = rate_mm_s / 30.0
     frames = int((lesion.length_mm + 1.4) / spacing) + 1
     return CaseSpec(name="demo", seed=seed, rows=256, frame_count=frames,
