@@ -284,6 +284,17 @@ def shadowed_rays(s3: F32, lumen: F64, ctx: Context) -> B:
                       & (dark.sum(axis=2) >= p.calcium_dark_fraction * np.maximum(count, 1)))
 
 
+def _partial_rows(calcium: B, edge: npt.NDArray[np.intp]
+                  ) -> tuple[npt.NDArray[np.intp], B, F64]:
+    """Frames with some but not all rays calcified, their masks, and the calcium surface.
+
+    The surface is the leading-edge radius interpolated across the rays without calcium.
+    """
+    rows = np.flatnonzero(calcium.any(axis=1) & ~calcium.all(axis=1))
+    cal = calcium[rows]
+    return rows, cal, interpolate_hidden(edge[rows].astype(np.float64), ~cal)
+
+
 def join_fragments(calcium: B, edge: npt.NDArray[np.intp], shadowed: B, ctx: Context
                    ) -> tuple[B, npt.NDArray[np.intp]]:
     """One arc for fragments of a leading edge that share one continuous shadow.
@@ -321,11 +332,9 @@ def join_dim_edges(calcium: B, edge: npt.NDArray[np.intp], s_edge: F32, ctx: Con
     """
     p = ctx.params
     max_gap = _bins(p.calcium_dim_gap_deg)
-    rows = np.flatnonzero(calcium.any(axis=1) & ~calcium.all(axis=1))
+    rows, cal, surf = _partial_rows(calcium, edge)
     if max_gap <= 0 or rows.size == 0:
         return calcium, edge
-    cal = calcium[rows]
-    surf = interpolate_hidden(edge[rows].astype(np.float64), ~cal)
     s = s_edge[rows]
     dim_edge, level = _edge_near(s, surf, ctx, 0.3)
     allowed = (level >= ctx.levels.plaque) & shadowed_rays(s, dim_edge.astype(np.float64), ctx)
@@ -366,13 +375,11 @@ def extend_arc_ends(calcium: B, edge: npt.NDArray[np.intp], s_edge: F32, wire: B
     """
     p = ctx.params
     steps = _bins(p.calcium_end_extension_deg)
-    rows = np.flatnonzero(calcium.any(axis=1) & ~calcium.all(axis=1))
+    rows, cal, surf = _partial_rows(calcium, edge)
     if steps <= 0 or rows.size == 0:
         return calcium, edge
-    cal = calcium[rows]
     s = s_edge[rows]
     n_r = s.shape[2]
-    surf = interpolate_hidden(edge[rows].astype(np.float64), ~cal)
     # Reference: the mean of the rays without calcium or guidewire at each radius; a frame
     # with too few of them (a nearly circumferential ring) takes the mean reference of the
     # frames of the batch that have enough.

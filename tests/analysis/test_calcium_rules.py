@@ -171,20 +171,6 @@ def test_narrow_gap_with_a_saturated_edge_joins_two_calcium_pieces() -> None:
     assert not joined[0, 106:114].all()
 
 
-def test_neighbouring_frames_anchor_a_reverberating_shadow() -> None:
-    # The pullback as a volume: a frame whose whole arc only passes the weaker (deep) test is
-    # calcium where the frames on either side have strict calcium at the same angles.
-    # Frames: 0 strict, 1 reverberating, 2 no calcium, 3 reverberating with no strict
-    # neighbour.
-    f = np.concatenate([_frame() for _ in range(4)])
-    _calcium(f[0:1], slice(0, 100), reverberating=False)
-    _calcium(f[1:2], slice(0, 100), reverberating=True)
-    _calcium(f[3:4], slice(0, 100), reverberating=True)
-    res = detect.detect_chunk(f, f, _ctx())
-    assert res.calcium[1, 10:90].all()
-    assert not res.calcium[3].any()
-
-
 def test_a_wide_nodule_on_a_round_lumen_keeps_its_protrusion() -> None:
     # A 0.4 mm calcified nodule of three lobes (about 50 degrees wide) on a 1.15 mm lumen: the
     # hull chord across it lies inside the circle, so the hull depth counts where it is
@@ -264,16 +250,19 @@ def test_arc_does_not_continue_into_bright_plaque_without_a_shadow() -> None:
     assert np.array_equal(grown, found)
 
 
-def test_strict_calcium_two_frames_away_anchors_a_reverberating_shadow() -> None:
-    # Frames: 0 strict, 1 no calcium (drop-out), 2 reverberating: anchored from two frames
-    # away (calcium_anchor_frames); 5 reverberating: three or more frames from strict calcium.
+def test_strict_calcium_up_to_two_frames_away_anchors_a_reverberating_shadow() -> None:
+    # The pullback as a volume: a frame whose whole arc only passes the weaker (deep) test is
+    # calcium where a frame up to calcium_anchor_frames (2) away has strict calcium at the same
+    # angles. Frames: 0 strict, 1 and 2 reverberating (one and two frames away), 3 and 4 no
+    # calcium, 5 reverberating five frames from strict calcium.
     f = np.concatenate([_frame() for _ in range(6)])
     _calcium(f[0:1], slice(0, 100), reverberating=False)
+    _calcium(f[1:2], slice(0, 100), reverberating=True)
     _calcium(f[2:3], slice(0, 100), reverberating=True)
     _calcium(f[5:6], slice(0, 100), reverberating=True)
     res = detect.detect_chunk(f, f, _ctx())
     assert AnalysisParameters().calcium_anchor_frames == 2
-    assert res.calcium[2, 10:90].all()
+    assert res.calcium[1, 10:90].all() and res.calcium[2, 10:90].all()
     assert not res.calcium[5].any()
 
 
