@@ -214,15 +214,20 @@ def _thin_ends(f: np.ndarray, rays: slice, behind: float) -> None:
     f[0, rays, EDGE + 3 :] = behind
 
 
+def _thin_ended_arc(f: np.ndarray, start: int, stop: int, ends: int) -> None:
+    """Calcium over rays ``start:stop``, ``ends`` rays of thin ends on either side."""
+    _calcium(f, slice(start, stop), reverberating=False)
+    _thin_ends(f, slice(start - ends, start), 60.0)
+    _thin_ends(f, slice(stop, stop + ends), 60.0)
+
+
 def test_arc_continues_at_its_ends_into_a_weaker_relative_shadow() -> None:
     # Calcium over 100-199 with a black shadow; over 70-99 and 200-229 the deposit thins: a
     # dimmer edge and a shadow that keeps half the signal (60 of 120: not dark enough for the
     # shadow tests). The arc continues over at most calcium_end_extension_deg at each end.
     ctx = _ctx()
     f = _frame()
-    _calcium(f, slice(100, 200), reverberating=False)
-    _thin_ends(f, slice(70, 100), 60.0)
-    _thin_ends(f, slice(200, 230), 60.0)
+    _thin_ended_arc(f, 100, 200, 30)
     found, edge = detect.find_shadows(f, ctx)
     assert found[0, 100:200].all() and not found[0, :100].any() and not found[0, 200:].any()
     none = np.zeros_like(found)
@@ -314,9 +319,7 @@ def test_nearly_circumferential_ring_takes_the_reference_of_other_frames() -> No
     # frame that has enough reference rays, it does.
     ctx = _ctx()
     ring = _frame()
-    _calcium(ring, slice(28, 347), reverberating=False)
-    _thin_ends(ring, slice(18, 28), 60.0)
-    _thin_ends(ring, slice(347, 357), 60.0)
+    _thin_ended_arc(ring, 28, 347, 10)
     found, edge = detect.find_shadows(ring, ctx)
     none = np.zeros_like(found)
     alone, _ = detect.extend_arc_ends(found, edge, ring, none, ctx)
